@@ -1,0 +1,1 @@
+"""Search over the bus: FTS5 now, semantic and hybrid through llm embeddings."""

@@ -1,0 +1,103 @@
+"""Runtime settings: one `BusSettings`, built at the entry point and passed down.
+
+Every knob has an ``AGENT_BUS_*`` environment variable; where the reference
+implementation (agent-bus-mcp) has a variable we keep its name and default so
+existing client configurations keep working.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DB_PATH = Path("~/.agent_bus/agent_bus.sqlite")
+
+
+class BusSettings(BaseSettings):
+    """Effective configuration of one agent-bus process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AGENT_BUS_", extra="ignore", validate_default=True
+    )
+
+    db: Path = Field(
+        default=DEFAULT_DB_PATH, description="SQLite file shared by every agent-bus process."
+    )
+    max_outbox: int = Field(default=50, ge=0, description="Most messages one sync may send.")
+    max_message_chars: int = Field(
+        default=65536, ge=1, description="Longest accepted content_markdown, in characters."
+    )
+    max_sync_items: int = Field(
+        default=20, ge=1, description="Upper bound for sync(max_items=…); also its default cap."
+    )
+    tool_text_include_bodies: bool = Field(
+        default=True, description="Include message bodies in the text part of tool results."
+    )
+    tool_text_max_chars: int = Field(
+        default=64000, ge=80, description="Per-message body truncation in tool text output."
+    )
+    busy_timeout_ms: int = Field(
+        default=15000,
+        ge=0,
+        description="How long a write waits for a busy database before answering DB_BUSY.",
+    )
+    wake_fallback_poll_ms: int = Field(
+        default=250,
+        ge=1,
+        description=(
+            "Safety-net interval for noticing other processes' commits while a sync waits "
+            "(file notifications do the fast path where the OS offers them)."
+        ),
+    )
+    presence_touch_seconds: int = Field(
+        default=30,
+        ge=1,
+        description="While a sync long-polls, refresh the peer's presence this often.",
+    )
+    max_query_chars: int = Field(
+        default=16384, ge=1, description="Longest accepted messages_search query."
+    )
+    embedding_model: str | None = Field(
+        default=None,
+        description="llm embedding model id used for semantic search (default: the bundled one).",
+    )
+    embeddings_autoindex: bool = Field(
+        default=True, description="Queue new messages for background embedding."
+    )
+    chunk_chars: int = Field(default=1200, ge=100, description="Embedding chunk size.")
+    chunk_overlap_chars: int = Field(default=200, ge=0, description="Embedding chunk overlap.")
+    embed_batch_size: int = Field(default=32, ge=1, description="Messages per indexing batch.")
+    embed_max_attempts: int = Field(default=5, ge=1, description="Retries before a job fails.")
+    index_lease_ttl_seconds: int = Field(
+        default=30, ge=2, description="Indexing lease lifetime without a heartbeat."
+    )
+
+    @field_validator("db", mode="after")
+    @classmethod
+    def _expand_db(cls, value: Path) -> Path:
+        if str(value) == ":memory:":
+            raise ValueError("an in-memory database cannot be shared between processes")
+        return value.expanduser()
+
+
+class SettingsError(Exception):
+    """Raised when the environment holds an invalid setting; names the variable."""
+
+
+def load_settings(**overrides: object) -> BusSettings:
+    """Build settings from the environment plus explicit overrides (CLI flags).
+
+    Raises:
+        SettingsError: with one line per invalid ``AGENT_BUS_*`` variable.
+    """
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return BusSettings(**clean)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            lines.append(f"AGENT_BUS_{field.upper()}: {err['msg']}")
+        raise SettingsError("invalid settings: " + "; ".join(lines)) from None

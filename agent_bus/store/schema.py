@@ -1,0 +1,162 @@
+"""Schema and migrations of the bus database.
+
+The version lives in ``meta.schema_version``. Each migration is a function
+that takes the database from version N to N+1; they run in one ``BEGIN
+IMMEDIATE`` transaction together with the version bump, so concurrent first
+starts of several servers serialise and a crash leaves the old version intact.
+Released migrations are never edited.
+
+Version numbering continues the reference implementation's (its databases
+are at "6"), so a reference server refuses ours instead of misreading it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from agent_bus.errors import SchemaMismatch
+from agent_bus.store.connection import write_transaction
+
+SCHEMA_VERSION = 7
+APP_ID = "agent-bus"
+
+# unicode61 splits snake_case, dotted and slashed identifiers into parts that
+# phrase queries match in order; porter folds inflections (retry/retries).
+FTS_TOKENIZER = "porter unicode61 remove_diacritics 2"
+
+
+def _m7_initial(db: sqlite3.Connection) -> None:
+    from sqlite_utils import Database  # only needed when a database is created
+
+    sdb = Database(db)
+    sdb.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS meta (
+          key TEXT PRIMARY KEY,
+          value TEXT NOT NULL
+        );
+        CREATE TABLE topics (
+          topic_id TEXT PRIMARY KEY,
+          name TEXT NOT NULL,
+          created_at REAL NOT NULL,
+          status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'closed')),
+          closed_at REAL,
+          close_reason TEXT,
+          metadata_json TEXT
+        );
+        CREATE INDEX idx_topics_name_status_created_at ON topics(name, status, created_at);
+
+        CREATE TABLE topic_seq (
+          topic_id TEXT PRIMARY KEY REFERENCES topics(topic_id),
+          next_seq INTEGER NOT NULL,
+          updated_at REAL NOT NULL
+        );
+
+        CREATE TABLE messages (
+          message_id TEXT PRIMARY KEY,
+          topic_id TEXT NOT NULL REFERENCES topics(topic_id),
+          seq INTEGER NOT NULL,
+          sender TEXT NOT NULL,
+          message_type TEXT NOT NULL,
+          reply_to TEXT,
+          content_markdown TEXT NOT NULL,
+          metadata_json TEXT,
+          client_message_id TEXT,
+          created_at REAL NOT NULL
+        );
+        CREATE UNIQUE INDEX idx_messages_topic_seq ON messages(topic_id, seq);
+        CREATE UNIQUE INDEX idx_messages_topic_sender_client_id
+          ON messages(topic_id, sender, client_message_id)
+          WHERE client_message_id IS NOT NULL;
+        CREATE INDEX idx_messages_topic_reply_to ON messages(topic_id, reply_to);
+
+        CREATE TABLE cursors (
+          topic_id TEXT NOT NULL REFERENCES topics(topic_id),
+          agent_name TEXT NOT NULL,
+          last_seq INTEGER NOT NULL DEFAULT 0,
+          updated_at REAL NOT NULL,
+          PRIMARY KEY (topic_id, agent_name)
+        );
+        CREATE INDEX idx_cursors_topic_updated ON cursors(topic_id, updated_at);
+
+        CREATE TABLE agent_name_reservations (
+          topic_id TEXT NOT NULL REFERENCES topics(topic_id),
+          agent_name TEXT NOT NULL,
+          reclaim_token_hash TEXT NOT NULL,
+          created_at REAL NOT NULL,
+          last_claimed_at REAL NOT NULL,
+          PRIMARY KEY (topic_id, agent_name)
+        );
+        """
+    )
+    sdb["messages"].enable_fts(
+        ["content_markdown"], fts_version="FTS5", create_triggers=True, tokenize=FTS_TOKENIZER
+    )
+
+
+# version reached -> function taking the previous version there
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {7: _m7_initial}
+
+
+def read_version(conn: sqlite3.Connection) -> int | None:
+    """The schema version, 0 for an empty file, None for a file that is not ours."""
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "meta" not in tables:
+        return 0 if not tables else None
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if row is None:
+        return None
+    try:
+        return int(row[0])
+    except (TypeError, ValueError):
+        return None
+
+
+def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
+    """Create or migrate the schema, or raise `SchemaMismatch` saying what to do."""
+    version = read_version(conn)
+    if version == SCHEMA_VERSION:
+        return
+    _check_supported(version, path)
+    with write_transaction(conn):
+        version = read_version(conn)  # another process may have migrated meanwhile
+        if version == SCHEMA_VERSION:
+            return
+        _check_supported(version, path)
+        if version == 0:
+            MIGRATIONS[SCHEMA_VERSION](conn)
+        else:
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[target](conn)
+        conn.execute(
+            "INSERT INTO meta(key, value) VALUES ('schema_version', ?), ('app', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (str(SCHEMA_VERSION), APP_ID),
+        )
+
+
+def _check_supported(version: int | None, path: str) -> None:
+    if version is None:
+        raise SchemaMismatch(
+            f"{path} is not an agent-bus database (no schema version). Point AGENT_BUS_DB at "
+            "another file, or move this one aside and restart to create a fresh bus.",
+            path=path,
+        )
+    if version > SCHEMA_VERSION:
+        raise SchemaMismatch(
+            f"{path} has schema version {version}, newer than this agent-bus understands "
+            f"({SCHEMA_VERSION}). Upgrade agent-bus (pip install -U agent-bus) in every client.",
+            path=path,
+            found=version,
+            expected=SCHEMA_VERSION,
+        )
+    if version != 0 and version < min(MIGRATIONS):
+        raise SchemaMismatch(
+            f"{path} has schema version {version} (agent-bus-mcp); it cannot be upgraded in "
+            "place. Export what you need with the old tool, then wipe it with "
+            "`agent-bus db wipe --yes` or point AGENT_BUS_DB at a new file.",
+            path=path,
+            found=version,
+            expected=SCHEMA_VERSION,
+        )

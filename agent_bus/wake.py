@@ -1,0 +1,164 @@
+"""How a waiting `sync` learns that a message arrived.
+
+One `ChangeWatcher` per process and database. While at least one waiter
+exists it watches the database directory with inotify (Linux) and, as a
+safety net, re-checks on a slow timer; each time it reads ``PRAGMA
+data_version`` on its own connection, which changes whenever any other
+connection (in this or another process) commits. A change bumps
+``generation`` and wakes every waiter of this process. With no waiters it
+does nothing at all, so an idle server costs no CPU.
+
+Waiters never miss a commit: they read ``generation`` *before* checking the
+database, then wait for it to move past that value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import logging
+import os
+import sqlite3
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+_IN_MODIFY = 0x00000002
+_IN_CLOSE_WRITE = 0x00000008
+_IN_MOVED_TO = 0x00000080
+_IN_CREATE = 0x00000100
+_IN_NONBLOCK = 0o4000
+_IN_CLOEXEC = 0o2000000
+
+
+def _open_inotify(directory: Path) -> int | None:
+    """An inotify descriptor watching ``directory``, or None where unsupported."""
+    if not hasattr(os, "uname") or os.uname().sysname != "Linux":
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fd = libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
+        if fd < 0:
+            return None
+        mask = _IN_MODIFY | _IN_CLOSE_WRITE | _IN_MOVED_TO | _IN_CREATE
+        if libc.inotify_add_watch(fd, str(directory).encode(), mask) < 0:
+            os.close(fd)
+            return None
+        return fd
+    except (OSError, AttributeError):
+        return None
+
+
+class ChangeWatcher:
+    """Wakes this process's waiters when the database changes."""
+
+    def __init__(self, db_path: Path, *, fallback_poll_ms: int = 250) -> None:
+        self.db_path = db_path
+        self.generation = 0
+        self._fallback = fallback_poll_ms / 1000
+        self._waiters = 0
+        self._changed: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._last_version: int | None = None
+        self._inotify_fd: int | None = None
+        self._poke: asyncio.Event | None = None
+
+    def notify(self) -> None:
+        """Called after a commit made by this process: wake waiters now."""
+        self._bump()
+
+    async def wait(self, since_generation: int, timeout: float) -> bool:
+        """Wait until ``generation`` moves past ``since_generation``.
+
+        Returns True on a change, False when ``timeout`` (seconds) ran out.
+        """
+        if self.generation != since_generation:
+            return True
+        self._waiters += 1
+        self._ensure_running()
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            while self.generation == since_generation:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return False
+                assert self._changed is not None
+                event = self._changed
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), remaining)
+            return True
+        finally:
+            self._waiters -= 1
+
+    def _bump(self) -> None:
+        self.generation += 1
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+    def _ensure_running(self) -> None:
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def _data_version(self) -> int | None:
+        try:
+            if self._conn is None:
+                self._conn = sqlite3.connect(str(self.db_path), check_same_thread=False)
+            return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error:
+            # A locked or vanished file: treat as "maybe changed", waiters re-check.
+            if self._conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.close()
+            self._conn = None
+            return None
+
+    def _check(self) -> None:
+        version = self._data_version()
+        if version is None or version != self._last_version:
+            self._last_version = version
+            self._bump()
+
+    def _on_inotify(self) -> None:
+        assert self._inotify_fd is not None
+        with contextlib.suppress(BlockingIOError, OSError):
+            while os.read(self._inotify_fd, 65536):
+                pass
+        if self._poke is not None:
+            self._poke.set()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._last_version = self._data_version()
+        self._poke = asyncio.Event()
+        self._inotify_fd = _open_inotify(self.db_path.parent)
+        if self._inotify_fd is not None:
+            loop.add_reader(self._inotify_fd, self._on_inotify)
+        # Without file notifications, poll briskly; with them, the timer is a safety net.
+        interval = self._fallback if self._inotify_fd is not None else 0.01
+        try:
+            while self._waiters > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._poke.wait(), interval)
+                self._poke.clear()
+                self._check()
+        finally:
+            if self._inotify_fd is not None:
+                loop.remove_reader(self._inotify_fd)
+                os.close(self._inotify_fd)
+                self._inotify_fd = None
+            self._task = None
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None

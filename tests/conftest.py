@@ -1,0 +1,76 @@
+"""Shared fixtures: real bus files and real `agent-bus` server processes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp.client.session import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads the user's real bus, llm keys or home directory."""
+    for key in list(os.environ):
+        if key.startswith("AGENT_BUS_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LLM_USER_PATH", str(tmp_path / "llm"))
+    (tmp_path / "home").mkdir(exist_ok=True)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "bus" / "agent_bus.sqlite"
+
+
+def server_params(db: Path, **env: str) -> StdioServerParameters:
+    full = {"AGENT_BUS_DB": str(db), "HOME": os.environ.get("HOME", "/tmp")}
+    full.update(env)
+    return StdioServerParameters(command=sys.executable, args=["-m", "agent_bus"], env=full)
+
+
+@contextlib.asynccontextmanager
+async def spawn(db: Path, **env: str) -> AsyncIterator[ClientSession]:
+    """An initialised MCP client session with a fresh `agent-bus` process."""
+    with open(os.devnull, "w") as errlog:
+        async with stdio_client(server_params(db, **env), errlog=errlog) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                yield session
+
+
+async def call(session: ClientSession, tool: str, **arguments: Any) -> dict[str, Any]:
+    """Call a tool that must succeed; returns its structured content."""
+    result = await session.call_tool(tool, arguments)
+    text = " ".join(getattr(c, "text", "") for c in result.content)
+    assert not result.is_error, f"{tool} failed: {text}"
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def call_error(session: ClientSession, tool: str, **arguments: Any) -> dict[str, Any]:
+    """Call a tool that must fail; returns its error object (code, message)."""
+    result = await session.call_tool(tool, arguments)
+    assert result.is_error, f"{tool} unexpectedly succeeded: {result.structured_content}"
+    err = result.structured_content["error"]
+    text = result.content[0].text
+    assert text.startswith(err["code"] + ": "), text
+    return result.structured_content
+
+
+def text_of(result: Any) -> str:
+    return "\n".join(getattr(c, "text", "") for c in result.content)
