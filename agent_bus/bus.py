@@ -113,6 +113,46 @@ def suggest_names(agent_name: str, taken: set[str]) -> list[str]:
     return [c for c in candidates if c not in taken and len(c) <= MAX_AGENT_NAME][:6]
 
 
+def _insert_outbox(
+    conn: Any, topic_id: str, sender: str, items: list[OutboxItem], now: float
+) -> tuple[list[SentMessage], int]:
+    """Store an outbox in order (idempotent per client_message_id); returns sent and last seq."""
+    top = queries.last_seq(conn, topic_id)
+    next_seq = top + 1
+    sent: list[SentMessage] = []
+    for i, item in enumerate(items):
+        if item.client_message_id is not None:
+            dup = queries.message_by_client_id(conn, topic_id, sender, item.client_message_id)
+            if dup is not None:
+                sent.append(SentMessage(message=dup, duplicate=True))
+                continue
+        if item.reply_to is not None and not queries.message_in_topic(
+            conn, topic_id, item.reply_to
+        ):
+            raise InvalidArgument(
+                f"outbox[{i}].reply_to {item.reply_to!r} is not a message of this topic",
+                field=f"outbox[{i}].reply_to",
+            )
+        msg = Message(
+            message_id=new_id(),
+            topic_id=topic_id,
+            seq=next_seq,
+            sender=sender,
+            message_type=item.message_type,
+            reply_to=item.reply_to,
+            content_markdown=item.content_markdown,
+            metadata=item.metadata,
+            client_message_id=item.client_message_id,
+            created_at=now,
+        )
+        queries.insert_message(conn, msg)
+        sent.append(SentMessage(message=msg, duplicate=False))
+        next_seq += 1
+    if next_seq != top + 1:
+        queries.set_next_seq(conn, topic_id, next_seq, now)
+    return sent, next_seq - 1
+
+
 @dataclass
 class SyncResult:
     topic_id: str
@@ -497,47 +537,12 @@ class Bus:
             cursor = queries.get_cursor(conn, topic_id, agent_name) or Cursor(
                 last_seq=0, updated_at=now
             )
-            top = queries.last_seq(conn, topic_id)
-            next_seq = top + 1
-            sent: list[SentMessage] = []
-            for i, item in enumerate(items):
-                if item.client_message_id is not None:
-                    dup = queries.message_by_client_id(
-                        conn, topic_id, agent_name, item.client_message_id
-                    )
-                    if dup is not None:
-                        sent.append(SentMessage(message=dup, duplicate=True))
-                        continue
-                if item.reply_to is not None and not queries.message_in_topic(
-                    conn, topic_id, item.reply_to
-                ):
-                    raise InvalidArgument(
-                        f"outbox[{i}].reply_to {item.reply_to!r} is not a message of this topic",
-                        field=f"outbox[{i}].reply_to",
-                    )
-                msg = Message(
-                    message_id=new_id(),
-                    topic_id=topic_id,
-                    seq=next_seq,
-                    sender=agent_name,
-                    message_type=item.message_type,
-                    reply_to=item.reply_to,
-                    content_markdown=item.content_markdown,
-                    metadata=item.metadata,
-                    client_message_id=item.client_message_id,
-                    created_at=now,
-                )
-                queries.insert_message(conn, msg)
-                sent.append(SentMessage(message=msg, duplicate=False))
-                next_seq += 1
-            if next_seq != top + 1:
-                queries.set_next_seq(conn, topic_id, next_seq, now)
+            sent, top = _insert_outbox(conn, topic_id, agent_name, items, now)
             last = cursor.last_seq
             if not auto_advance and ack_through is not None:
-                if ack_through > next_seq - 1:
+                if ack_through > top:
                     raise InvalidArgument(
-                        f"ack_through ({ack_through}) exceeds the topic's last seq "
-                        f"({next_seq - 1})",
+                        f"ack_through ({ack_through}) exceeds the topic's last seq ({top})",
                         field="ack_through",
                     )
                 last = max(last, ack_through)
@@ -554,6 +559,20 @@ class Bus:
                 last = max(last, received[-1].seq)
             cursor = queries.upsert_cursor(conn, topic_id, agent_name, last, now)
             return sent, received, cursor, has_more
+
+        return self.write(tx)
+
+    def post(self, topic_id: str, sender: str, items: list[OutboxItem]) -> list[SentMessage]:
+        """Store messages as ``sender`` without a join (a person steering from CLI or web)."""
+        name = check_name(sender, "sender", MAX_AGENT_NAME)
+
+        def tx(conn: Any) -> list[SentMessage]:
+            topic = queries.get_topic(conn, topic_id)
+            if topic is None:
+                raise TopicNotFound(f"No topic with topic_id {topic_id!r}.")
+            if topic.status != "open":
+                raise TopicClosed(f"Topic {topic.name!r} is closed; nothing was sent.")
+            return _insert_outbox(conn, topic_id, name, items, _now())[0]
 
         return self.write(tx)
 
