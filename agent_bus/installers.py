@@ -14,7 +14,7 @@ client's name. Paths were checked against each client's own documentation (Nov 2
   https://geminicli.com/docs/cli/using-agent-skills/ · https://geminicli.com/docs/tools/mcp-server/
 - Cursor: skills ``.cursor/skills/`` and ``~/.cursor/skills/``; MCP ``mcpServers`` in
   ``.cursor/mcp.json`` and ``~/.cursor/mcp.json``.
-  https://cursor.com/docs/context/skills · https://cursor.com/docs/context/mcp
+  https://cursor.com/docs/context/skills · https://cursor.com/docs/mcp
 - OpenCode: skills ``.opencode/skills/`` and ``~/.config/opencode/skills/``; MCP ``mcp`` key
   (``type: local``, ``command`` as an array, ``environment``) in ``opencode.json`` and
   ``~/.config/opencode/opencode.json``.
