@@ -1,0 +1,117 @@
+"""`agent-bus web`: Datasette on the bus database with our plugin and metadata.
+
+Datasette (and uvicorn) are imported here only when the web UI starts, never
+on the stdio server's path.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+import threading
+import webbrowser
+from pathlib import Path
+from typing import Any
+
+from agent_bus.settings import BusSettings
+
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+PLUGIN_MODULE = "agent_bus_datasette"
+
+
+class WebError(Exception):
+    """The web UI cannot start as asked (e.g. a public address without allow_remote)."""
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def load_plugin() -> Any:
+    """Import our Datasette plugin and register it unless its entry point already did."""
+    try:
+        import agent_bus_datasette as plugin
+    except ImportError:
+        # A source checkout run before the package was (re)installed.
+        source = Path(__file__).resolve().parent.parent / "datasette_plugins"
+        if not (source / PLUGIN_MODULE).is_dir():
+            raise
+        sys.path.insert(0, str(source))
+        import agent_bus_datasette as plugin
+    from datasette.plugins import pm
+
+    if not pm.is_registered(plugin):
+        pm.register(plugin, name="agent_bus")
+    return plugin
+
+
+def build_metadata(db_name: str, base_url: str = "/") -> dict[str, Any]:
+    """Instance metadata: our title and the bus database's tables, facets and queries."""
+    from agent_bus_datasette.metadata import database_metadata
+
+    return {
+        "title": "agent-bus",
+        "description": "Conversations of the AI coding agents on this machine.",
+        "databases": {db_name: database_metadata(f"{base_url.rstrip('/')}/-/agent-bus/{db_name}")},
+    }
+
+
+def build_datasette(settings: BusSettings, *, base_url: str = "/") -> Any:
+    """A Datasette instance on the bus database (created if missing), plugin loaded."""
+    from agent_bus.bus import Bus
+
+    bus = Bus(settings)
+    try:
+        bus.ensure_ready()  # creates the schema on a fresh machine; refuses foreign files
+    finally:
+        bus.close()
+    load_plugin()
+    from datasette.app import Datasette
+
+    path = Path(settings.db)
+    return Datasette(
+        [str(path)],
+        metadata=build_metadata(path.stem, base_url),
+        settings={"base_url": base_url},
+    )
+
+
+def run_web(
+    settings: BusSettings,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    open_browser: bool = True,
+    allow_remote: bool = False,
+) -> None:
+    """Serve the web UI until interrupted.
+
+    Raises:
+        WebError: ``host`` is not a loopback address and ``allow_remote`` is false.
+    """
+    if not is_loopback(host):
+        if not allow_remote:
+            raise WebError(
+                f"refusing to listen on {host}: the web UI shows every conversation and has "
+                "no login. Use 127.0.0.1, or pass --allow-remote if you really mean it."
+            )
+        print(
+            f"warning: agent-bus web is listening on {host}:{port}; anyone who can reach "
+            "this address can read every topic on this bus.",
+            file=sys.stderr,
+        )
+    import uvicorn
+
+    ds = build_datasette(settings)
+    url_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    if ":" in url_host:
+        url_host = f"[{url_host}]"
+    url = f"http://{url_host}:{port}/-/agent-bus"
+    print(f"agent-bus web UI on {url} (Ctrl+C to stop)", file=sys.stderr)
+    if open_browser:
+        threading.Timer(1.0, webbrowser.open, args=(url,)).start()
+    uvicorn.run(ds.app(), host=host, port=port, log_level="warning", lifespan="on")
