@@ -1,0 +1,94 @@
+"""``agent-bus search``: find messages across topics (full-text, semantic or hybrid)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+import typer
+
+from agent_bus.cli._common import (
+    DbOption,
+    JsonOption,
+    ago,
+    console,
+    dump,
+    echo,
+    emit_json,
+    is_tty,
+    note,
+    open_bus,
+)
+
+_HIGHLIGHT = re.compile(r"\*\*(.+?)\*\*", re.S)
+
+
+def search(
+    query: Annotated[str, typer.Argument(help="Words, identifiers or a phrase to look for.")],
+    mode: Annotated[
+        str, typer.Option(help="hybrid (both), fts (words) or semantic (meaning).")
+    ] = "hybrid",
+    topic: Annotated[
+        str | None,
+        typer.Option(
+            "--topic", "-t", help="Only this topic (id, prefix or name).", show_default=False
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most N results.")] = 20,
+    content: Annotated[
+        bool, typer.Option("--content", help="Print whole message bodies, not snippets.")
+    ] = False,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """Search messages; results show topic, seq, sender and a highlighted snippet.
+
+    Examples:
+
+        agent-bus search "retry backoff"
+
+        agent-bus search ERR_TIMEOUT --mode fts --topic review-auth
+
+        agent-bus search "why did the migration fail" --limit 5 --json
+    """
+    with open_bus(db) as bus:
+        topic_id = bus.resolve_ref(topic).topic_id if topic is not None else None
+        results, warnings = bus.search(
+            query, topic_id=topic_id, mode=mode, limit=limit, include_content=content
+        )
+    if as_json:
+        emit_json(
+            {
+                "query": query,
+                "mode": mode,
+                "topic_id": topic_id,
+                "results": dump(results),
+                "count": len(results),
+                "warnings": dump(warnings),
+            }
+        )
+        return
+    for w in warnings:
+        note(f"note: {w.message or w.code}")
+    if not results:
+        note("no matches")
+        return
+    rich = is_tty()
+    out = console() if rich else None
+    for r in results:
+        head = f"{r.topic_name} #{r.seq} · {r.sender} · {ago(r.created_at)}  ({r.message_id})"
+        body = (r.content_markdown if content and r.content_markdown else r.snippet).strip()
+        if out is not None:
+            from rich.markup import escape
+
+            out.print(f"[bold]{escape(head)}[/]")
+            highlighted = _HIGHLIGHT.sub(lambda m: f"[reverse]{m.group(1)}[/]", escape(body))
+            out.print(f"  {highlighted}\n")
+        else:
+            echo(head)
+            echo("  " + body.replace("\n", "\n  "))
+            echo("")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("search")(search)

@@ -1,0 +1,189 @@
+"""``agent-bus skills …`` and ``agent-bus mcp-config``: set up agents to use the bus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from agent_bus import installers
+from agent_bus.cli._common import DbOption, JsonOption, echo, emit_json, note, settings_for
+from agent_bus.errors import InvalidArgument
+
+ClientOption = Annotated[
+    str,
+    typer.Option(
+        "--client",
+        "-c",
+        help=f"The coding agent: {', '.join(installers.CLIENTS)}.",
+        show_default=False,
+    ),
+]
+ProjectOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--project", help="Project directory (default: the current one).", show_default=False
+    ),
+]
+UserOption = Annotated[
+    bool, typer.Option("--user", help="Install for your user (all projects) instead.")
+]
+
+
+def _scope(project: Path | None, user: bool) -> None:
+    if project is not None and user:
+        raise InvalidArgument("choose either --project DIR or --user, not both", field="user")
+
+
+def list_(as_json: JsonOption = False) -> None:
+    """List the skill packs shipped with agent-bus.
+
+    Examples:
+
+        agent-bus skills list
+    """
+    skills = installers.list_skills()
+    if as_json:
+        emit_json({"skills": [{"name": s.name, "description": s.description} for s in skills]})
+        return
+    width = max((len(s.name) for s in skills), default=0)
+    for s in skills:
+        echo(f"{s.name.ljust(width)}  {s.description}")
+
+
+def show(
+    name: Annotated[str, typer.Argument(help="Skill name (see `agent-bus skills list`).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Print a skill pack's SKILL.md (and, with --json, its files).
+
+    Examples:
+
+        agent-bus skills show agent-bus-reviewer
+    """
+    try:
+        skill = installers.get_skill(name)
+    except installers.UnknownSkillError as exc:
+        raise InvalidArgument(str(exc), field="name") from None
+    if as_json:
+        emit_json(
+            {
+                "name": skill.name,
+                "description": skill.description,
+                "path": str(skill.path),
+                "files": [f.as_posix() for f in skill.files()],
+                "text": skill.text(),
+            }
+        )
+        return
+    echo(skill.text().rstrip("\n"))
+
+
+def install(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="Skills to install (default: all).", show_default=False),
+    ] = None,
+    client: ClientOption = ...,  # type: ignore[assignment]
+    project: ProjectOption = None,
+    user: UserOption = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace packs you edited after installing them.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Install skill packs where a coding agent looks for them (project or user scope).
+
+    Running it again updates untouched packs and leaves edited ones alone.
+
+    Examples:
+
+        agent-bus skills install --client claude-code
+
+        agent-bus skills install agent-bus-reviewer --client codex --user
+    """
+    _scope(project, user)
+    try:
+        report = installers.install_skills(
+            names or None, client, project_dir=project, user=user, force=force
+        )
+    except ValueError as exc:
+        raise InvalidArgument(str(exc), field="client") from None
+    except OSError as exc:
+        raise InvalidArgument(f"cannot write skills: {exc}", field="project") from None
+    if as_json:
+        emit_json(
+            {
+                "client": report.client,
+                "target": str(report.target),
+                "skills": [
+                    {"name": s.name, "path": str(s.path), "status": s.status, "files": s.files}
+                    for s in report.skills
+                ],
+            }
+        )
+    else:
+        for s in report.skills:
+            echo(f"{s.status:<11} {s.name}  ->  {s.path}")
+    if report.conflicts:
+        names_txt = ", ".join(s.name for s in report.conflicts)
+        raise InvalidArgument(
+            f"left alone because they were edited after install: {names_txt}; "
+            "pass --force to replace them",
+            field="force",
+        )
+
+
+def mcp_config(
+    client: ClientOption = ...,  # type: ignore[assignment]
+    write: Annotated[
+        bool, typer.Option("--write", help="Add the entry to the client's config file.")
+    ] = False,
+    project: ProjectOption = None,
+    user: UserOption = False,
+    command: Annotated[
+        str, typer.Option(help="Command the client runs to start the server.")
+    ] = installers.SERVER_COMMAND,
+    db: DbOption = None,
+) -> None:
+    """Print (or --write) the MCP server configuration that registers agent-bus with a client.
+
+    Examples:
+
+        agent-bus mcp-config --client claude-code
+
+        agent-bus mcp-config --client codex --write --user
+    """
+    _scope(project, user)
+    db_path = settings_for(db).db
+    try:
+        if not write:
+            typer.echo(installers.mcp_config(client, db_path, command=command), nl=False)
+            return
+        result = installers.write_mcp_config(
+            client, db_path, project_dir=project, user=user, command=command
+        )
+    except installers.ConfigMergeError as exc:
+        first, _, rest = str(exc).partition("\n")
+        if rest:
+            note(rest.rstrip("\n"))
+        raise InvalidArgument(first, field="write") from None
+    except ValueError as exc:
+        raise InvalidArgument(str(exc), field="client") from None
+    except OSError as exc:
+        raise InvalidArgument(f"cannot write the config: {exc}", field="write") from None
+    echo(f"{result.status}: {result.path}")
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(
+        no_args_is_help=True,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        help="Agent Skills packs that teach agents the bus workflows: list, show, install.",
+    )
+    group.command("list")(list_)
+    group.command("show")(show)
+    group.command("install")(install)
+    app.add_typer(group, name="skills")
+    app.command("mcp-config")(mcp_config)

@@ -1,0 +1,56 @@
+"""``agent-bus web`` (alias ``serve``): the Datasette web UI on the bus database."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from agent_bus.cli._common import DbOption, Unavailable, settings_for
+from agent_bus.errors import InvalidArgument
+
+
+def web(
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8765,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    no_open: Annotated[
+        bool, typer.Option("--no-open", help="Do not open a browser window.")
+    ] = False,
+    allow_remote: Annotated[
+        bool,
+        typer.Option(
+            "--allow-remote",
+            help="Allow a non-loopback --host (anyone who can reach it reads all).",
+        ),
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Browse, search and export the conversations in your browser (Datasette).
+
+    Examples:
+
+        agent-bus web
+
+        agent-bus web --port 9000 --no-open
+    """
+    settings = settings_for(db)
+    try:
+        from agent_bus import web as web_ui
+    except ImportError as exc:
+        missing = getattr(exc, "name", None) or str(exc)
+        raise Unavailable(
+            f"the web UI cannot start: {missing} is missing from this installation; "
+            "reinstall agent-bus (pip install -U agent-bus)"
+        ) from None
+    refused = getattr(web_ui, "WebError", None) or InvalidArgument
+    try:
+        web_ui.run_web(
+            settings, host=host, port=port, open_browser=not no_open, allow_remote=allow_remote
+        )
+    except refused as exc:
+        raise InvalidArgument(str(exc), field="host") from None
+
+
+def register(app: typer.Typer) -> None:
+    app.command("web")(web)
+    app.command("serve", hidden=True)(web)

@@ -1,0 +1,180 @@
+"""The installed `agent-bus` CLI as a real process beside real MCP servers and writers."""
+
+from __future__ import annotations
+
+import json
+import queue
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+from conftest import call, spawn
+
+from agent_bus.bus import Bus
+from agent_bus.settings import load_settings
+
+AGENT_BUS = str(Path(sys.executable).with_name("agent-bus"))
+
+
+def _lines(proc: subprocess.Popen) -> queue.Queue:
+    """Lines of the process's stdout, read by a thread (None at EOF)."""
+    out: queue.Queue = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.put(line)
+        out.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return out
+
+
+async def _next_line(lines: queue.Queue, timeout: float = 15) -> str:
+    line = await anyio.to_thread.run_sync(lambda: lines.get(timeout=timeout))
+    assert line is not None, "watch exited early"
+    return line
+
+
+@pytest.mark.anyio
+async def test_watch_follow_prints_a_message_posted_by_an_mcp_server_and_exits_0_on_ctrl_c(
+    db_path: Path,
+) -> None:
+    async with spawn(db_path) as session:
+        topic = await call(session, "topic_create", name="live")
+        tid = topic["topic_id"]
+        await call(session, "topic_join", topic_id=tid, agent_name="agent-a")
+        await call(
+            session, "sync", topic_id=tid, outbox=[{"content_markdown": "before"}], wait_seconds=0
+        )
+
+        proc = subprocess.Popen(
+            [
+                AGENT_BUS,
+                "topics",
+                "watch",
+                "live",
+                "--follow",
+                "--json",
+                "--since",
+                "0",
+                "--db",
+                str(db_path),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            lines = _lines(proc)
+            assert json.loads(await _next_line(lines))["content_markdown"] == "before"
+
+            posted = time.monotonic()
+            await call(
+                session,
+                "sync",
+                topic_id=tid,
+                outbox=[{"content_markdown": "while you **watch**", "message_type": "review"}],
+                wait_seconds=0,
+            )
+            message = json.loads(await _next_line(lines))
+            latency = time.monotonic() - posted
+            assert message["seq"] == 2 and message["sender"] == "agent-a"
+            assert message["message_type"] == "review"
+            assert latency < 5, latency
+
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=15) == 0
+            assert proc.stderr is not None and "Traceback" not in proc.stderr.read()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_backup_taken_during_a_write_stream_opens_and_passes_integrity_check(
+    db_path: Path, tmp_path: Path
+) -> None:
+    bus = Bus(load_settings(db=db_path))
+    topic, _ = bus.topic_create("busy")
+    body = "x" * 400 + " searchable words"
+    for _ in range(40):
+        bus.post(topic.topic_id, "seed", bus.check_outbox([{"content_markdown": body}] * 50))
+    bus.close()
+
+    stop = threading.Event()
+    written = [0]
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        w = Bus(load_settings(db=db_path))
+        try:
+            while not stop.is_set():
+                w.post(topic.topic_id, "writer", w.check_outbox([{"content_markdown": body}]))
+                written[0] += 1
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            errors.append(exc)
+        finally:
+            w.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while written[0] < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the stream is running (polling a counter, not an event)
+        before = written[0]
+        copy = tmp_path / "backup.sqlite"
+        result = subprocess.run(
+            [AGENT_BUS, "db", "backup", str(copy), "--db", str(db_path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        during = written[0] - before
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert not errors, errors
+    assert during > 0, "the writer made no progress while the backup ran"
+
+    with sqlite3.connect(copy) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+        n = conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+        top, nxt = conn.execute(
+            "SELECT MAX(seq), (SELECT next_seq FROM topic_seq) FROM messages"
+        ).fetchone()
+        conn.execute("INSERT INTO messages_fts(messages_fts, rank) VALUES('integrity-check', 1)")
+    assert 2000 <= n <= 2000 + written[0]
+    assert top == n and nxt == n + 1  # a consistent snapshot: no gaps, counter agrees
+    check = subprocess.run(
+        [AGENT_BUS, "db", "check", "--db", str(copy)], capture_output=True, text=True, timeout=60
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["topics", "show", "nope"], "TOPIC_NOT_FOUND"),
+        (["export", "nope", "--format", "xml"], "INVALID_ARGUMENT"),
+        (["import", "/no/such/file.jsonl"], "INVALID_ARGUMENT"),
+    ],
+)
+def test_the_installed_command_reports_bad_input_in_one_line_with_exit_1(
+    db_path: Path, args: list[str], code: str
+) -> None:
+    result = subprocess.run(
+        [AGENT_BUS, *args, "--db", str(db_path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: {code}: ")
+    assert result.stderr.count("\n") == 1 and result.stdout == ""
