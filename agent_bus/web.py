@@ -114,4 +114,17 @@ def run_web(
     print(f"agent-bus web UI on {url} (Ctrl+C to stop)", file=sys.stderr)
     if open_browser:
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
-    uvicorn.run(ds.app(), host=host, port=port, log_level="warning", lifespan="on")
+    try:
+        # Open long-polls (live threads) must not hold Ctrl+C for their full 20 s.
+        uvicorn.run(
+            ds.app(),
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=1,
+        )
+    finally:
+        from agent_bus_datasette.state import close
+
+        close(ds)

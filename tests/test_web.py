@@ -519,7 +519,15 @@ def test_run_web_serves_datasette_on_loopback(db_path, monkeypatch, capsys):
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append(kwargs))
     run_web(BusSettings(db=db_path), port=9876, open_browser=False)
-    assert calls == [{"host": "127.0.0.1", "port": 9876, "log_level": "warning", "lifespan": "on"}]
+    assert calls == [
+        {
+            "host": "127.0.0.1",
+            "port": 9876,
+            "log_level": "warning",
+            "lifespan": "on",
+            "timeout_graceful_shutdown": 1,
+        }
+    ]
     assert "http://127.0.0.1:9876/-/agent-bus" in capsys.readouterr().err
     assert db_path.exists()  # a fresh bus is created, so the UI has something to open
 

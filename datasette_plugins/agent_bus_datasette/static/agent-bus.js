@@ -64,6 +64,7 @@
       thread.setAttribute("data-last-seq", String(last));
       setText("ab-count", data.message_count + " messages");
       setText("ab-stat-count", data.message_count);
+      setText("ab-side-count", data.message_count);
       setText("ab-stat-last", last);
       var presence = document.getElementById("ab-presence");
       if (presence && typeof data.presence_html === "string") presence.innerHTML = data.presence_html;
