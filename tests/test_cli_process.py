@@ -14,10 +14,11 @@ from pathlib import Path
 
 import anyio
 import pytest
-from conftest import call, spawn
 
 from agent_bus.bus import Bus
 from agent_bus.settings import load_settings
+
+from conftest import call, spawn
 
 AGENT_BUS = str(Path(sys.executable).with_name("agent-bus"))
 

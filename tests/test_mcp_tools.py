@@ -128,8 +128,9 @@ async def test_names_are_reserved_and_the_reclaim_token_takes_them_back_after_re
         # joining again in the same session is fine and keeps the token
         again = await call(a, "topic_join", agent_name="codex", topic_id=topic_id)
         assert again["reclaim_token"] == token
-        await call(a, "sync", topic_id=topic_id, outbox=[{"content_markdown": "hi"}],
-                   wait_seconds=0)
+        await call(
+            a, "sync", topic_id=topic_id, outbox=[{"content_markdown": "hi"}], wait_seconds=0
+        )
 
     async with spawn(db_path) as b:
         err = await call_error(b, "topic_join", agent_name="codex", topic_id=topic_id)
@@ -142,8 +143,13 @@ async def test_names_are_reserved_and_the_reclaim_token_takes_them_back_after_re
         assert wrong["error"]["code"] == "AGENT_NAME_IN_USE"
         other = await call(b, "topic_join", agent_name="codex reviewer", name="dupes")
         assert other["agent_name"] == "codex reviewer"
-        await call(b, "sync", topic_id=topic_id, outbox=[{"content_markdown": "from reviewer"}],
-                   wait_seconds=0)
+        await call(
+            b,
+            "sync",
+            topic_id=topic_id,
+            outbox=[{"content_markdown": "from reviewer"}],
+            wait_seconds=0,
+        )
 
     async with spawn(db_path) as c:
         back = await call(
@@ -218,16 +224,29 @@ async def test_two_peers_exchange_messages_in_seq_order_with_replies(db_path):
             b,
             "sync",
             topic_id=topic_id,
-            outbox=[{"content_markdown": "answer", "message_type": "answer",
-                     "reply_to": question["message_id"]}],
+            outbox=[
+                {
+                    "content_markdown": "answer",
+                    "message_type": "answer",
+                    "reply_to": question["message_id"],
+                }
+            ],
             wait_seconds=0,
         )
         assert reply["sent"][0]["message"]["reply_to"] == question["message_id"]
         back = await call(a, "sync", topic_id=topic_id, wait_seconds=0)
         assert [(m["sender"], m["message_type"]) for m in back["received"]] == [("bob", "answer")]
-        assert "answer" in (await a.call_tool("sync", {"topic_id": topic_id, "wait_seconds": 0,
-                                                       "include_self": True})).content[0].text \
+        assert (
+            "answer"
+            in (
+                await a.call_tool(
+                    "sync", {"topic_id": topic_id, "wait_seconds": 0, "include_self": True}
+                )
+            )
+            .content[0]
+            .text
             or True
+        )
         mine = await call(b, "cursor_reset", topic_id=topic_id, last_seq=0)
         assert mine["cursor"]["last_seq"] == 0
         with_self = await call(b, "sync", topic_id=topic_id, include_self=True, wait_seconds=0)
@@ -270,17 +289,25 @@ async def test_manual_acknowledgement_with_auto_advance_false(db_path):
     async with spawn(db_path) as a, spawn(db_path) as b:
         topic_id = await _joined_topic(a)
         await call(b, "topic_join", agent_name="bob", topic_id=topic_id)
-        await call(a, "sync", topic_id=topic_id, wait_seconds=0,
-                   outbox=[{"content_markdown": f"m{i}"} for i in range(3)])
+        await call(
+            a,
+            "sync",
+            topic_id=topic_id,
+            wait_seconds=0,
+            outbox=[{"content_markdown": f"m{i}"} for i in range(3)],
+        )
         peek = await call(b, "sync", topic_id=topic_id, auto_advance=False, wait_seconds=0)
         assert len(peek["received"]) == 3 and peek["cursor"]["last_seq"] == 0
-        acked = await call(b, "sync", topic_id=topic_id, auto_advance=False, ack_through=2,
-                           wait_seconds=0)
+        acked = await call(
+            b, "sync", topic_id=topic_id, auto_advance=False, ack_through=2, wait_seconds=0
+        )
         assert acked["cursor"]["last_seq"] == 2
         assert [m["seq"] for m in acked["received"]] == [3]
-        for bad in ({"ack_through": 9, "auto_advance": False},
-                    {"ack_through": 1, "auto_advance": True},
-                    {"ack_through": -1, "auto_advance": False}):
+        for bad in (
+            {"ack_through": 9, "auto_advance": False},
+            {"ack_through": 1, "auto_advance": True},
+            {"ack_through": -1, "auto_advance": False},
+        ):
             err = await call_error(b, "sync", topic_id=topic_id, wait_seconds=0, **bad)
             assert err["error"]["code"] == "INVALID_ARGUMENT", bad
 
@@ -289,8 +316,13 @@ async def test_cursor_reset_replays_history_and_checks_its_bounds(db_path):
     async with spawn(db_path) as a, spawn(db_path) as b:
         topic_id = await _joined_topic(a)
         await call(b, "topic_join", agent_name="bob", topic_id=topic_id)
-        await call(b, "sync", topic_id=topic_id, wait_seconds=0,
-                   outbox=[{"content_markdown": "one"}, {"content_markdown": "two"}])
+        await call(
+            b,
+            "sync",
+            topic_id=topic_id,
+            wait_seconds=0,
+            outbox=[{"content_markdown": "one"}, {"content_markdown": "two"}],
+        )
         assert len((await call(a, "sync", topic_id=topic_id, wait_seconds=0))["received"]) == 2
         assert (await call(a, "sync", topic_id=topic_id, wait_seconds=0))["status"] == "empty"
         reset = await call(a, "cursor_reset", topic_id=topic_id, last_seq=1)
@@ -315,10 +347,13 @@ async def test_presence_lists_peers_active_within_the_window(db_path):
         assert seen["count"] == 1 and seen["window_seconds"] == 300
         wide = await call(a, "topic_presence", topic_id=topic_id, window_seconds=3600)
         assert {p["agent_name"] for p in wide["peers"]} == {"alice", "bob"}
-        for args, code in (({"window_seconds": 0}, "INVALID_ARGUMENT"),
-                           ({"limit": 0}, "INVALID_ARGUMENT")):
+        for args, code in (
+            ({"window_seconds": 0}, "INVALID_ARGUMENT"),
+            ({"limit": 0}, "INVALID_ARGUMENT"),
+        ):
             assert (await call_error(a, "topic_presence", topic_id=topic_id, **args))["error"][
-                "code"] == code
+                "code"
+            ] == code
         err = await call_error(a, "topic_presence", topic_id="missing")
         assert err["error"]["code"] == "TOPIC_NOT_FOUND"
 
@@ -354,8 +389,9 @@ async def test_outbox_may_be_a_json_string_or_a_single_object(db_path):
         topic_id = await _joined_topic(a)
         as_string = json.dumps([{"content_markdown": "from a string"}])
         r1 = await call(a, "sync", topic_id=topic_id, outbox=as_string, wait_seconds=0)
-        r2 = await call(a, "sync", topic_id=topic_id, outbox={"content_markdown": "single"},
-                        wait_seconds=0)
+        r2 = await call(
+            a, "sync", topic_id=topic_id, outbox={"content_markdown": "single"}, wait_seconds=0
+        )
         assert r1["sent"][0]["message"]["content_markdown"] == "from a string"
         assert r2["sent"][0]["message"]["seq"] == 2
         err = await call_error(a, "sync", topic_id=topic_id, outbox="not json", wait_seconds=0)
@@ -389,21 +425,45 @@ async def test_search_finds_identifiers_and_no_query_string_is_an_error(db_path)
     async with spawn(db_path) as a:
         topic_id = await _joined_topic(a, name="search")
         other = await _joined_topic(a, name="elsewhere", agent="al")
-        await call(a, "sync", topic_id=topic_id, wait_seconds=0, outbox=[
-            {"content_markdown": "Raise `retry_backoff_ms` in src/store/schema.py to 250"},
-            {"content_markdown": "The ERR_DB_LOCKED errors come from the exporter"},
-        ])
-        await call(a, "sync", topic_id=other, wait_seconds=0,
-                   outbox=[{"content_markdown": "retry_backoff_ms elsewhere"}])
+        await call(
+            a,
+            "sync",
+            topic_id=topic_id,
+            wait_seconds=0,
+            outbox=[
+                {"content_markdown": "Raise `retry_backoff_ms` in src/store/schema.py to 250"},
+                {"content_markdown": "The ERR_DB_LOCKED errors come from the exporter"},
+            ],
+        )
+        await call(
+            a,
+            "sync",
+            topic_id=other,
+            wait_seconds=0,
+            outbox=[{"content_markdown": "retry_backoff_ms elsewhere"}],
+        )
         hits = await call(a, "messages_search", query="retry_backoff_ms", mode="fts")
         assert hits["count"] == 2 and "**" in hits["results"][0]["snippet"]
-        scoped = await call(a, "messages_search", query="schema.py", topic_id=topic_id,
-                            include_content=True)
+        scoped = await call(
+            a, "messages_search", query="schema.py", topic_id=topic_id, include_content=True
+        )
         assert scoped["count"] == 1
         assert scoped["results"][0]["content_markdown"].startswith("Raise")
         assert scoped["results"][0]["topic_name"] == "search"
-        nasty = ['"unbalanced', "a AND", "NEAR(", "*", "^start", "col:val", "((x)", "🙂",
-                 "the of and", "x" * 10_000, "OR OR OR", "'; DROP TABLE messages; --"]
+        nasty = [
+            '"unbalanced',
+            "a AND",
+            "NEAR(",
+            "*",
+            "^start",
+            "col:val",
+            "((x)",
+            "🙂",
+            "the of and",
+            "x" * 10_000,
+            "OR OR OR",
+            "'; DROP TABLE messages; --",
+        ]
         for q in nasty:
             res = await call(a, "messages_search", query=q, mode="fts")
             assert isinstance(res["results"], list)
@@ -438,19 +498,26 @@ async def test_a_foreign_or_newer_database_answers_db_schema_mismatch_but_ping_w
 async def test_a_locked_database_answers_db_busy_after_the_deadline_and_loses_nothing(db_path):
     async with spawn(db_path, AGENT_BUS_BUSY_TIMEOUT_MS="300") as a:
         topic_id = await _joined_topic(a)
-        await call(a, "sync", topic_id=topic_id, outbox=[{"content_markdown": "kept"}],
-                   wait_seconds=0)
+        await call(
+            a, "sync", topic_id=topic_id, outbox=[{"content_markdown": "kept"}], wait_seconds=0
+        )
         blocker = sqlite3.connect(db_path, isolation_level=None)
         blocker.execute("BEGIN EXCLUSIVE")
         try:
-            err = await call_error(a, "sync", topic_id=topic_id, wait_seconds=0,
-                                   outbox=[{"content_markdown": "blocked"}])
+            err = await call_error(
+                a,
+                "sync",
+                topic_id=topic_id,
+                wait_seconds=0,
+                outbox=[{"content_markdown": "blocked"}],
+            )
             assert err["error"]["code"] == "DB_BUSY"
         finally:
             blocker.execute("ROLLBACK")
             blocker.close()
-        after = await call(a, "sync", topic_id=topic_id, wait_seconds=0,
-                           outbox=[{"content_markdown": "after"}])
+        after = await call(
+            a, "sync", topic_id=topic_id, wait_seconds=0, outbox=[{"content_markdown": "after"}]
+        )
         assert after["sent"][0]["message"]["seq"] == 2
     with sqlite3.connect(db_path) as db:
         bodies = [r[0] for r in db.execute("SELECT content_markdown FROM messages ORDER BY seq")]

@@ -16,11 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import call, spawn
 
 from agent_bus.bus import Bus
 from agent_bus.models import OutboxItem
 from agent_bus.settings import BusSettings
+
+from conftest import call, spawn
 
 pytestmark = [pytest.mark.browser, pytest.mark.anyio]
 

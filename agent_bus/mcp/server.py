@@ -91,6 +91,16 @@ def _validation_message(exc: ValidationError) -> str:
 class AgentBusServer(MCPServer):
     """MCPServer whose every failed call carries a stable error code."""
 
+    async def run_stdio_async(self) -> None:
+        from mcp.server.stdio import stdio_server
+
+        from agent_bus.mcp.stdio import RepairedStdin
+
+        async with stdio_server(stdin=RepairedStdin()) as (read_stream, write_stream):  # type: ignore[arg-type]
+            await self._lowlevel_server.run(
+                read_stream, write_stream, self._lowlevel_server.create_initialization_options()
+            )
+
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         try:
             return await super().call_tool(name, arguments, context)

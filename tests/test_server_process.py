@@ -1,0 +1,172 @@
+"""The server as a process: malformed input, stdin EOF, cancellation, kill -9."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import time
+
+import anyio
+import pytest
+
+from conftest import call, spawn
+from rawmcp import RawServer
+
+pytestmark = pytest.mark.anyio
+
+
+def test_lone_surrogates_and_malformed_lines_never_stall_the_server(db_path):
+    server = RawServer(db_path)
+    try:
+        topic = server.tool("topic_create", name="raw")["structuredContent"]
+        server.tool("topic_join", agent_name="a", topic_id=topic["topic_id"])
+        # A lone surrogate escape is valid JSON but not encodable text: it is answered,
+        # and stored as U+FFFD like invalid UTF-8 bytes are.
+        arguments = json.dumps(
+            {
+                "topic_id": topic["topic_id"],
+                "wait_seconds": 0,
+                "outbox": [{"content_markdown": "bad PLACEHOLDER text"}],
+            }
+        ).replace("PLACEHOLDER", "\\ud800")
+        line = (
+            '{"jsonrpc":"2.0","id":900,"method":"tools/call",'
+            f'"params":{{"name":"sync","arguments":{arguments}}}}}'
+        )
+        server.send_line(line)
+        reply = server.read()
+        assert reply["id"] == 900 and reply["result"]["isError"] is False
+        stored = reply["result"]["structuredContent"]["sent"][0]["message"]["content_markdown"]
+        assert stored == "bad \ufffd text"
+        server.send_line('{"jsonrpc": "2.0", "id": 901, "method": "tools/call", "params": ')
+        server.send_line(b"\xff\xfe not utf-8".decode("latin-1"))
+        assert server.tool("ping")["structuredContent"]["ok"] is True
+    finally:
+        server.close()
+
+
+def test_closing_stdin_ends_the_server_promptly_even_while_a_sync_waits(db_path):
+    server = RawServer(db_path)
+    try:
+        topic = server.tool("topic_create", name="eof")["structuredContent"]
+        server.tool("topic_join", agent_name="a", topic_id=topic["topic_id"])
+        server.send(
+            "tools/call",
+            {"name": "sync", "arguments": {"topic_id": topic["topic_id"], "wait_seconds": 120}},
+        )
+        time.sleep(0.3)  # let the call reach its wait; the point is what happens after EOF
+        started = time.monotonic()
+        assert server.proc.stdin is not None
+        server.proc.stdin.close()
+        server.proc.wait(timeout=15)
+        assert time.monotonic() - started < 10
+    finally:
+        server.close()
+
+
+async def test_a_ping_is_answered_while_a_sync_of_the_same_session_waits(db_path):
+    async with spawn(db_path) as a, spawn(db_path) as b:
+        topic_id = (await call(a, "topic_create", name="wait"))["topic_id"]
+        await call(a, "topic_join", agent_name="waiter", topic_id=topic_id)
+        await call(b, "topic_join", agent_name="poster", topic_id=topic_id)
+        done = anyio.Event()
+        result: dict = {}
+
+        async def waiter() -> None:
+            result.update(await call(a, "sync", topic_id=topic_id, wait_seconds=60))
+            done.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(waiter)
+            with anyio.fail_after(10):
+                # Several pings and a search complete while the sync is still waiting.
+                for _ in range(3):
+                    assert (await call(a, "ping"))["ok"] is True
+                await call(a, "messages_search", query="anything", mode="fts")
+                assert not done.is_set()
+            await call(
+                b,
+                "sync",
+                topic_id=topic_id,
+                wait_seconds=0,
+                outbox=[{"content_markdown": "wake up"}],
+            )
+            with anyio.fail_after(10):
+                await done.wait()
+        assert result["status"] == "ready"
+        assert [m["content_markdown"] for m in result["received"]] == ["wake up"]
+
+
+async def test_long_poll_times_out_with_status_timeout(db_path):
+    async with spawn(db_path) as a:
+        topic_id = (await call(a, "topic_create", name="quiet"))["topic_id"]
+        await call(a, "topic_join", agent_name="solo", topic_id=topic_id)
+        res = await call(a, "sync", topic_id=topic_id, wait_seconds=1)
+        assert res["status"] == "timeout" and res["received"] == []
+
+
+async def test_a_cancelled_wait_does_not_swallow_the_next_message(db_path):
+    async with spawn(db_path) as a, spawn(db_path) as b:
+        topic_id = (await call(a, "topic_create", name="cancel"))["topic_id"]
+        await call(a, "topic_join", agent_name="reader", topic_id=topic_id)
+        await call(b, "topic_join", agent_name="writer", topic_id=topic_id)
+        with anyio.move_on_after(0.5):
+            await a.call_tool("sync", {"topic_id": topic_id, "wait_seconds": 30})
+        await call(
+            b,
+            "sync",
+            topic_id=topic_id,
+            wait_seconds=0,
+            outbox=[{"content_markdown": "after cancel"}],
+        )
+        assert (await call(a, "ping"))["ok"] is True
+        got = await call(a, "sync", topic_id=topic_id, wait_seconds=5)
+        assert [m["content_markdown"] for m in got["received"]] == ["after cancel"]
+
+
+def test_kill_9_mid_stream_leaves_a_sound_database_with_every_acknowledged_message(db_path):
+    server = RawServer(db_path)
+    acknowledged: dict[str, int] = {}
+    try:
+        topic = server.tool("topic_create", name="crash")["structuredContent"]
+        topic_id = topic["topic_id"]
+        server.tool("topic_join", agent_name="writer", topic_id=topic_id)
+        for batch in range(40):
+            outbox = [
+                {"content_markdown": f"batch {batch} item {i}", "client_message_id": f"{batch}-{i}"}
+                for i in range(5)
+            ]
+            server.send(
+                "tools/call",
+                {
+                    "name": "sync",
+                    "arguments": {"topic_id": topic_id, "outbox": outbox, "wait_seconds": 0},
+                },
+            )
+        for _ in range(15):
+            reply = server.read()
+            for sent in reply["result"]["structuredContent"]["sent"]:
+                acknowledged[sent["message"]["client_message_id"]] = sent["message"]["seq"]
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait(timeout=10)
+    finally:
+        server.close()
+
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        db.execute("INSERT INTO messages_fts(messages_fts) VALUES ('integrity-check')")
+        rows = dict(db.execute("SELECT client_message_id, seq FROM messages").fetchall())
+        next_seq = db.execute(
+            "SELECT next_seq FROM topic_seq WHERE topic_id = ?", (topic_id,)
+        ).fetchone()[0]
+    assert len(acknowledged) == 75
+    for cmid, seq in acknowledged.items():
+        assert rows[cmid] == seq
+    batches: dict[str, int] = {}
+    for cmid in rows:
+        batches[cmid.split("-")[0]] = batches.get(cmid.split("-")[0], 0) + 1
+    assert set(batches.values()) == {5}, "a batch was half-stored"
+    assert sorted(rows.values()) == list(range(1, len(rows) + 1))
+    assert next_seq == len(rows) + 1
+    json.dumps(rows)  # plain data, nothing half-decoded
