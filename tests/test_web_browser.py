@@ -130,7 +130,8 @@ def seed_realistic(path: Path) -> str:
 @pytest.fixture
 def web(db_path: Path) -> Iterator[tuple[str, str]]:
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"no system Chromium at {CHROMIUM} (apt-get install chromium)")
+        # A skipped browser test would hide a gap: `make test` installs Chromium.
+        pytest.fail(f"no system Chromium at {CHROMIUM}: run `apt-get install chromium`")
     topic_id = seed_realistic(db_path)
     port = free_port()
     code = (

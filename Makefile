@@ -1,0 +1,59 @@
+# Two commands matter (see README): `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+EXTRAS := dev
+
+.PHONY: run test install install-dev chromium bench bench-quick lint format web clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+## run: install agent-bus and run the demo (two real MCP servers review a change on ~/.agent_bus/)
+run: install
+	$(BIN)/agent-bus demo
+
+## test: install agent-bus with its test dependencies and run the whole suite
+test: install-dev chromium
+	$(BIN)/python -m pytest -q
+
+# The browser tests drive Debian's Chromium; never a browser a tool downloads itself.
+chromium:
+	@if [ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "The browser tests need Chromium: sudo apt-get install chromium, then make test" >&2; \
+		exit 1; \
+	fi
+
+## bench: performance figures against real server processes (docs/benchmarks.md)
+bench: install-dev
+	$(BIN)/python -m benchmarks.run
+
+bench-quick: install-dev
+	$(BIN)/python -m benchmarks.run --quick
+
+lint: install-dev
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: install-dev
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+web: install
+	$(BIN)/agent-bus web
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
