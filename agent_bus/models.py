@@ -42,6 +42,10 @@ class Output(BaseModel):
         for key in ("error", "warnings"):
             if data.get(key) is None:
                 data.pop(key, None)
+        if "warnings" in data:
+            data["warnings"] = [
+                {k: v for k, v in w.items() if v is not None} for w in data["warnings"]
+            ]
         return data
 
 
