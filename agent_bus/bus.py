@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import secrets
 import threading
 import time
@@ -104,6 +105,24 @@ def check_int(value: object, field_name: str, *, minimum: int, maximum: int | No
         raise InvalidArgument(f"{field_name} must be >= {minimum}", field=field_name)
     if maximum is not None and value > maximum:
         raise InvalidArgument(f"{field_name} must be <= {maximum}", field=field_name)
+    return value
+
+
+def check_metadata(value: object, field_name: str, max_chars: int) -> dict[str, Any] | None:
+    """A JSON object of bounded size (it is stored and returned with every read)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"{field_name} must be an object", field=field_name)
+    try:
+        size = len(json.dumps(value, ensure_ascii=False))
+    except (TypeError, ValueError, RecursionError):
+        raise InvalidArgument(f"{field_name} must be plain JSON", field=field_name) from None
+    if size > max_chars:
+        raise InvalidArgument(
+            f"{field_name} is too large ({size} characters as JSON, at most {max_chars})",
+            field=field_name,
+        )
     return value
 
 
@@ -255,8 +274,7 @@ class Bus:
         """
         if mode not in ("reuse", "new"):
             raise InvalidArgument("mode must be 'reuse' or 'new'", field="mode")
-        if metadata is not None and not isinstance(metadata, dict):
-            raise InvalidArgument("metadata must be an object", field="metadata")
+        metadata = check_metadata(metadata, "metadata", self.settings.max_message_chars)
         clean = None if name is None else check_name(name, "name", MAX_TOPIC_NAME)
 
         def tx(conn: Any) -> tuple[Topic, bool]:
@@ -492,11 +510,7 @@ class Bus:
             reply_to = raw.get("reply_to")
             if reply_to is not None:
                 reply_to = check_text(reply_to, f"{where}.reply_to").strip()
-            metadata = raw.get("metadata")
-            if metadata is not None and not isinstance(metadata, dict):
-                raise InvalidArgument(
-                    f"{where}.metadata must be an object", field=f"{where}.metadata"
-                )
+            metadata = check_metadata(raw.get("metadata"), f"{where}.metadata", s.max_message_chars)
             cmid = raw.get("client_message_id")
             if cmid is not None:
                 cmid = check_name(cmid, f"{where}.client_message_id", MAX_CLIENT_MESSAGE_ID)

@@ -367,6 +367,7 @@ async def test_one_bad_outbox_item_stores_nothing_and_names_the_problem(db_path)
             [good, {"content_markdown": ""}],
             [good, {"message_type": "question"}],
             [good, {"content_markdown": "x", "metadata": "not an object"}],
+            [good, {"content_markdown": "x", "metadata": {"k": "v" * 200}}],
             [good, {"content_markdown": "x", "reply_to": "not-a-message"}],
             [good, {"content": "wrong field name"}],
             [good, "just a string"],
