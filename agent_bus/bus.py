@@ -747,6 +747,13 @@ class Bus:
         tid = None
         if topic_id is not None:
             tid = self.get_topic(topic_id).topic_id
+        engine = None
+        if mode != "fts":
+            engine = self.__dict__.get("_semantic_engine")
+            if engine is None:  # first semantic use: the vector caches live as long as the bus
+                from agent_bus.search.semantic import SemanticEngine
+
+                engine = self.__dict__.setdefault("_semantic_engine", SemanticEngine())
         return self.read(
             lambda c: search(
                 c,
@@ -756,5 +763,7 @@ class Bus:
                 limit=lim,
                 include_content=include_content,
                 model=model,  # type: ignore[arg-type]
+                settings=self.settings,
+                engine=engine,
             )
         )

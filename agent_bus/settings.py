@@ -73,6 +73,20 @@ class BusSettings(BaseSettings):
     index_lease_ttl_seconds: int = Field(
         default=30, ge=2, description="Indexing lease lifetime without a heartbeat."
     )
+    embed_retry_base_seconds: float = Field(
+        default=10.0, gt=0, description="First retry delay of a failed embedding job (doubles)."
+    )
+    embed_retry_max_seconds: float = Field(
+        default=900.0, gt=0, description="Longest delay between retries of an embedding job."
+    )
+    embed_idle_poll_seconds: float = Field(
+        default=2.0, gt=0, description="How often the indexing lease holder looks for new jobs."
+    )
+    index_start_delay_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="A server starts its background indexer this long after start (cold start).",
+    )
 
     @field_validator("db", mode="after")
     @classmethod

@@ -191,7 +191,7 @@ def test_db_commands_report_path_stats_and_a_passing_check(bus, db_path, tmp_pat
     post(bus, topic.topic_id, "a", "x")
     assert ok(db_path, "db", "path").strip() == str(db_path)
     stats = json.loads(ok(db_path, "db", "stats", "--json"))
-    assert stats["messages"] == 1 and stats["topics_open"] == 1 and stats["schema_version"] == 7
+    assert stats["messages"] == 1 and stats["topics_open"] == 1 and stats["schema_version"] == 8
     report = json.loads(ok(db_path, "db", "check", "--json"))
     assert report["ok"] and {c["name"] for c in report["checks"]} >= {
         "integrity",

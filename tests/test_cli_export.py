@@ -161,13 +161,16 @@ def test_delete_leaves_no_orphan_rows_and_spares_other_topics(bus, db_path) -> N
         CREATE TABLE embeddings (collection_id INTEGER, id TEXT, embedding BLOB,
           content TEXT, content_hash BLOB, metadata TEXT, updated INTEGER,
           PRIMARY KEY (collection_id, id));
-        CREATE TABLE embedding_jobs (message_id TEXT PRIMARY KEY, attempts INTEGER);
+        CREATE TABLE IF NOT EXISTS embedding_jobs (message_id TEXT PRIMARY KEY, attempts INTEGER);
         """
     )
     for mid in ids + [m.message_id for m in bus.messages(keep)]:
         conn.execute("INSERT INTO embeddings(collection_id, id) VALUES (1, ?)", (mid,))
         conn.execute("INSERT INTO embeddings(collection_id, id) VALUES (1, ?)", (f"{mid}:1",))
-        conn.execute("INSERT INTO embedding_jobs(message_id, attempts) VALUES (?, 0)", (mid,))
+        # schema 8 queues every new message already; this covers an older layout
+        conn.execute(
+            "INSERT OR IGNORE INTO embedding_jobs(message_id, attempts) VALUES (?, 0)", (mid,)
+        )
 
     report = json.loads(ok(db_path, "topics", "delete", tid, "--yes", "--json"))
     assert report["messages"] == 5 and report["cursors"] == 1 and report["reservations"] == 1

@@ -8,8 +8,11 @@ argument-type errors caught by the SDK become tool results with
 serving.
 """
 
+import asyncio
+import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -186,7 +189,12 @@ def build_server(settings: BusSettings, bus: Bus | None = None) -> AgentBusServe
     """The MCP server over one bus database."""
     bus = bus or Bus(settings)
     ids = Identities()
-    server = AgentBusServer(name="agent-bus", instructions=INSTRUCTIONS, version=__version__)
+    server = AgentBusServer(
+        name="agent-bus",
+        instructions=INSTRUCTIONS,
+        version=__version__,
+        lifespan=_background_indexing(bus, settings),
+    )
     cap = settings.max_sync_items
     default_items = min(20, cap)
     text_opts = dict(
@@ -546,6 +554,38 @@ def build_server(settings: BusSettings, bus: Bus | None = None) -> AgentBusServe
     _register_prompts(server)
     server.bus = bus  # type: ignore[attr-defined]
     return server
+
+
+def _background_indexing(bus: Bus, settings: BusSettings) -> Any:
+    """Lifespan: start the embedding worker a little after start, stop it at the end.
+
+    The delay keeps the worker (and, in the lease holder, numpy/onnxruntime/llm)
+    off the cold-start path; servers that live shorter than it never index.
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_server: MCPServer) -> AsyncIterator[dict[str, Any]]:
+        worker: list[Any] = []
+
+        def start() -> None:
+            from agent_bus.embeddings.worker import BackgroundIndexer, available_without_import
+
+            if available_without_import(settings.embedding_model):
+                worker.append(BackgroundIndexer(bus).start())
+
+        handle = None
+        if settings.embeddings_autoindex:
+            loop = asyncio.get_running_loop()
+            handle = loop.call_later(settings.index_start_delay_seconds, start)
+        try:
+            yield {}
+        finally:
+            if handle is not None:
+                handle.cancel()
+            for w in worker:
+                await asyncio.to_thread(w.stop)
+
+    return lifespan
 
 
 def _register_prompts(server: MCPServer) -> None:

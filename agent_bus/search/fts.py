@@ -5,7 +5,10 @@ through: it is cut into word tokens (the same classes unicode61 uses), each
 whitespace-separated chunk becomes a quoted phrase (so ``retry_backoff_ms``
 or ``src/store/schema.py`` match their parts in order), and the phrases are
 combined with AND (precise) or OR (forgiving, bm25 ranks fuller matches
-first).
+first). Chunks that are only English function words are dropped unless
+nothing else is left: measured on benchmarks/search_eval, keeping them lets
+bm25 rank any message with a "the" or "how" into the hybrid fusion
+(paraphrase recall@10 0.230 with them, 0.296 without).
 """
 
 from __future__ import annotations
@@ -15,19 +18,36 @@ import re
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_PHRASES = 32
 
+# Short on purpose: identifiers are never stop-words.
+STOPWORDS = frozenset(
+    """
+    a about after again all also am an and any are as at be because been before being
+    between both but by can could did do does doing down during each few for from further
+    had has have having he her here him his how i if in into is it its just me more most my
+    no nor not now of off on once only or other our out over own same she should so some
+    such than that the their them then there these they this those through to too under
+    until up very was we were what when where which while who whom why will with would you
+    your
+    """.split()
+)
 
-def phrases(query: str) -> list[str]:
+
+def phrases(query: str, *, drop_stopwords: bool = True) -> list[str]:
     """Quoted FTS5 phrases for each whitespace-separated chunk that has words."""
     out: list[str] = []
+    stop: list[str] = []
     for chunk in query.split():
         words = _WORD.findall(chunk)
-        if words:
-            phrase = '"' + " ".join(words) + '"'
-            if phrase not in out:
-                out.append(phrase)
+        if not words:
+            continue
+        phrase = '"' + " ".join(words) + '"'
+        if phrase in out or phrase in stop:
+            continue
+        is_stop = drop_stopwords and all(w.lower() in STOPWORDS for w in words)
+        (stop if is_stop else out).append(phrase)
         if len(out) >= MAX_PHRASES:
             break
-    return out
+    return out or stop[:MAX_PHRASES]
 
 
 def match_all(query: str) -> str | None:
@@ -36,5 +56,12 @@ def match_all(query: str) -> str | None:
 
 
 def match_any(query: str) -> str | None:
+    """OR of the phrases; None when there is at most one (then it equals match_all)."""
     parts = phrases(query)
     return " OR ".join(parts) if len(parts) > 1 else None
+
+
+def match_or(query: str) -> str | None:
+    """OR of the phrases (a single phrase alone), None when the query has no words."""
+    parts = phrases(query)
+    return " OR ".join(parts) if parts else None

@@ -1,12 +1,28 @@
-"""messages_search: one entry point for the MCP tool, the CLI and the web UI."""
+"""messages_search: one entry point for the MCP tool, the CLI, the web UI and llm.
+
+``fts`` ranks by bm25; ``semantic`` by cosine similarity of the query to each
+message's best chunk; ``hybrid`` fuses both rankings (RRF), one hit per
+message. Semantic modes need an embedding model: without one, ``hybrid``
+answers from full-text search with a warning and ``semantic`` fails with
+EMBEDDINGS_UNAVAILABLE saying how to get one.
+"""
 
 from __future__ import annotations
 
+import re
 import sqlite3
+from typing import Any
 
+from agent_bus.embeddings import DEFAULT_MODEL_ID, collection_name
+from agent_bus.errors import EmbeddingsUnavailable
 from agent_bus.models import SearchResult, Warning
 from agent_bus.search import fts
+from agent_bus.search.hybrid import FUSION_DEPTH, rrf
+from agent_bus.store import embeddings as estore
 from agent_bus.store import queries
+
+SNIPPET_CHARS = 240
+_SPACE = re.compile(r"\s+")
 
 
 def fts_results(
@@ -25,7 +41,135 @@ def fts_results(
         for row in queries.fts_search(conn, match, topic_id=topic_id, limit=limit):
             if row["message_id"] in seen or len(seen) >= limit:
                 continue
-            seen[row["message_id"]] = SearchResult(
+            seen[row["message_id"]] = _fts_result(row, include_content)
+    return list(seen.values())
+
+
+def _fts_result(row: sqlite3.Row, include_content: bool) -> SearchResult:
+    return SearchResult(
+        topic_id=row["topic_id"],
+        topic_name=row["topic_name"],
+        message_id=row["message_id"],
+        seq=row["seq"],
+        sender=row["sender"],
+        message_type=row["message_type"],
+        created_at=row["created_at"],
+        snippet=row["snippet"] or "",
+        rank=row["rank"],
+        fts_rank=row["rank"],
+        content_markdown=row["content_markdown"] if include_content else None,
+    )
+
+
+# --- semantic ----------------------------------------------------------------------------------
+
+
+class SemanticSide:
+    """What the semantic half of a search found, and the notes it has for the caller."""
+
+    def __init__(self) -> None:
+        self.hits: list[Any] = []  # semantic.Hit, best first
+        self.warnings: list[Warning] = []
+        self.model_id: str | None = None
+
+
+def _collection_for(conn: sqlite3.Connection, model_id: str) -> tuple[int, str] | None:
+    """The collection with this model's vectors: ours, else one a user filled with llm."""
+    name = collection_name(model_id)
+    cid = estore.collection_id(conn, name)
+    if cid is not None:
+        return cid, name
+    others = estore.collections_for_model(conn, model_id)
+    return others[0] if others else None
+
+
+def semantic_hits(
+    conn: sqlite3.Connection,
+    query: str,
+    *,
+    topic_id: str | None,
+    limit: int,
+    model: str | None,
+    settings: Any,
+    engine: Any,
+) -> SemanticSide:
+    """Top messages by cosine similarity (raises EmbeddingsUnavailable / InvalidArgument)."""
+    from agent_bus.embeddings.models import default_model_id, get_embedder
+
+    side = SemanticSide()
+    collection: tuple[int, str] | None = None
+    model_id = default_model_id(settings.embedding_model if settings else None)
+    if model is not None:
+        # A collection name (e.g. from `llm embed-multi`) selects that collection's model.
+        named = estore.collection_by_name(conn, model)
+        if named is not None:
+            collection, model_id = (named[0], model), named[1]
+        else:
+            model_id = model
+    embedder = get_embedder(model_id, explicit=model is not None)
+    side.model_id = embedder.model_id
+    if collection is None:
+        collection = _collection_for(conn, embedder.model_id)
+    if collection is None:
+        side.warnings.append(
+            Warning(
+                code="EMBEDDINGS_NOT_INDEXED",
+                message=f"no message is embedded with {embedder.model_id} yet: the background "
+                "indexer builds the index, or run `agent-bus embeddings index`.",
+                context={"model": embedder.model_id},
+            )
+        )
+        return side
+    background = default_model_id(settings.embedding_model if settings else None)
+    if embedder.model_id == background:
+        pending = estore.pending_count(conn)
+        if pending:
+            side.warnings.append(
+                Warning(
+                    code="EMBEDDINGS_PARTIAL",
+                    message=f"{pending} message(s) are still queued for embedding; semantic "
+                    "results may miss them.",
+                    context={"pending": pending, "model": embedder.model_id},
+                )
+            )
+    index = engine.index(conn, *collection)
+    try:
+        vector = embedder.embed([query])[0]
+    except Exception as exc:  # noqa: BLE001 - a model plugin may raise anything
+        raise EmbeddingsUnavailable(
+            f"embedding model {embedder.model_id} failed on the query: {type(exc).__name__}: {exc}",
+            model=embedder.model_id,
+        ) from exc
+    side.hits = index.search(vector, topic_id=topic_id, limit=limit)
+    return side
+
+
+def _excerpt(text: str) -> str:
+    flat = _SPACE.sub(" ", text).strip()
+    return flat if len(flat) <= SNIPPET_CHARS else flat[: SNIPPET_CHARS - 1].rstrip() + "…"
+
+
+def _best_chunk(content: str, chunk: int, settings: Any) -> str:
+    if chunk > 0 and settings is not None:
+        from agent_bus.embeddings.chunking import chunk_text
+
+        pieces = chunk_text(content, settings.chunk_chars, settings.chunk_overlap_chars)
+        if chunk < len(pieces):
+            return pieces[chunk]
+    return content
+
+
+def _semantic_results(
+    conn: sqlite3.Connection, hits: list[Any], include_content: bool, settings: Any
+) -> list[SearchResult]:
+    rows = estore.result_rows(conn, [h.message_id for h in hits])
+    out = []
+    for hit in hits:
+        row = rows.get(hit.message_id)
+        if row is None:
+            continue  # a vector whose message is gone
+        out.append(
+            SearchResult(
                 topic_id=row["topic_id"],
                 topic_name=row["topic_name"],
                 message_id=row["message_id"],
@@ -33,12 +177,31 @@ def fts_results(
                 sender=row["sender"],
                 message_type=row["message_type"],
                 created_at=row["created_at"],
-                snippet=row["snippet"] or "",
-                rank=row["rank"],
-                fts_rank=row["rank"],
+                snippet=_excerpt(_best_chunk(row["content_markdown"], hit.chunk, settings)),
+                rank=hit.score,
+                semantic_score=hit.score,
                 content_markdown=row["content_markdown"] if include_content else None,
             )
-    return list(seen.values())
+        )
+    return out
+
+
+def _fts_ranking(conn: sqlite3.Connection, query: str, topic_id: str | None) -> list[sqlite3.Row]:
+    match = fts.match_or(query)
+    if match is None:
+        return []
+    return queries.fts_search(conn, match, topic_id=topic_id, limit=FUSION_DEPTH)
+
+
+def _unavailable_warning(exc: EmbeddingsUnavailable) -> Warning:
+    return Warning(
+        code="SEMANTIC_UNAVAILABLE",
+        message=f"answered from full-text search only: {exc.message}",
+        context={k: v for k, v in exc.details.items() if k in ("missing", "model")} or None,
+    )
+
+
+# --- entry point -------------------------------------------------------------------------------
 
 
 def search(
@@ -50,17 +213,69 @@ def search(
     limit: int,
     include_content: bool,
     model: str | None = None,
+    settings: Any = None,
+    engine: Any = None,
 ) -> tuple[list[SearchResult], list[Warning]]:
-    """Run a validated search; semantic modes fall back to FTS until embeddings exist."""
-    warnings: list[Warning] = []
-    if mode != "fts":
-        warnings.append(
-            Warning(
-                code="SEMANTIC_UNAVAILABLE",
-                message=f"mode={mode} answered from full-text search only: no embeddings index "
-                "is available yet.",
-            )
+    """Run a validated search.
+
+    Args:
+        settings: the bus's `BusSettings` (embedding model, chunking); None = defaults.
+        engine: the caller's `semantic.SemanticEngine` (vector caches); None = a fresh one.
+
+    Raises:
+        EmbeddingsUnavailable: ``mode="semantic"`` and no embedding model can be used.
+        InvalidArgument: ``model`` names no installed embedding model.
+    """
+    if mode == "fts":
+        return fts_results(
+            conn, query, topic_id=topic_id, limit=limit, include_content=include_content
+        ), []
+    if engine is None:
+        from agent_bus.search.semantic import SemanticEngine
+
+        engine = SemanticEngine()
+    depth = limit if mode == "semantic" else max(limit, FUSION_DEPTH)
+    try:
+        side = semantic_hits(
+            conn,
+            query,
+            topic_id=topic_id,
+            limit=depth,
+            model=model,
+            settings=settings,
+            engine=engine,
         )
-    return fts_results(
-        conn, query, topic_id=topic_id, limit=limit, include_content=include_content
-    ), warnings
+    except EmbeddingsUnavailable as exc:
+        if mode == "semantic":
+            raise
+        results = fts_results(
+            conn, query, topic_id=topic_id, limit=limit, include_content=include_content
+        )
+        return results, [_unavailable_warning(exc)]
+    if mode == "semantic":
+        return _semantic_results(conn, side.hits, include_content, settings), side.warnings
+    fts_rows = _fts_ranking(conn, query, topic_id)
+    fused = rrf([[r["message_id"] for r in fts_rows], [h.message_id for h in side.hits]])
+    by_fts = {r["message_id"]: r for r in fts_rows}
+    hit_of = {h.message_id: h for h in side.hits}
+    top = fused[:limit]
+    semantic_only = [hit_of[mid] for mid, _ in top if mid not in by_fts]
+    extra = _semantic_results(conn, semantic_only, include_content, settings)
+    sem = {r.message_id: r for r in extra}
+    results: list[SearchResult] = []
+    for mid, score in top:
+        if mid in by_fts:
+            result = _fts_result(by_fts[mid], include_content)
+            hit = hit_of.get(mid)
+            result.semantic_score = None if hit is None else hit.score
+        elif mid in sem:
+            result = sem[mid]
+            result.fts_rank = None
+        else:
+            continue
+        result.rank = score
+        results.append(result)
+    return results, side.warnings
+
+
+__all__ = ["DEFAULT_MODEL_ID", "fts_results", "search"]

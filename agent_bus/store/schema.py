@@ -18,7 +18,7 @@ from collections.abc import Callable
 from agent_bus.errors import SchemaMismatch
 from agent_bus.store.connection import write_transaction
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 APP_ID = "agent-bus"
 
 # unicode61 splits snake_case, dotted and slashed identifiers into parts that
@@ -97,8 +97,52 @@ def _m7_initial(db: sqlite3.Connection) -> None:
     )
 
 
+def _m8_embedding_jobs(db: sqlite3.Connection) -> None:
+    """The embedding job queue, the indexing lease, and the trigger that fills the queue.
+
+    The trigger enqueues every new message in the transaction that inserts it (sync, post,
+    import), so indexing costs ``sync`` one small insert and nothing else. llm's own tables
+    (``collections``, ``embeddings``) are created by ``llm.Collection``, not here.
+    """
+    # One statement at a time: executescript() would commit the migration's transaction.
+    for statement in _M8_STATEMENTS:
+        db.execute(statement)
+
+
+_M8_STATEMENTS = (
+    """CREATE TABLE embedding_jobs (
+      message_id TEXT PRIMARY KEY,
+      enqueued_at REAL NOT NULL,
+      attempts INTEGER NOT NULL DEFAULT 0,
+      next_attempt_at REAL NOT NULL,
+      last_error TEXT,
+      failed_at REAL
+    )""",
+    "CREATE INDEX idx_embedding_jobs_due ON embedding_jobs(failed_at, next_attempt_at)",
+    """CREATE TABLE embedding_leases (
+      name TEXT PRIMARY KEY,
+      holder TEXT NOT NULL,
+      pid INTEGER,
+      host TEXT,
+      model_id TEXT,
+      acquired_at REAL NOT NULL,
+      heartbeat_at REAL NOT NULL,
+      expires_at REAL NOT NULL
+    )""",
+    """CREATE TRIGGER messages_enqueue_embedding AFTER INSERT ON messages BEGIN
+      INSERT OR IGNORE INTO embedding_jobs(message_id, enqueued_at, next_attempt_at)
+      VALUES (new.message_id, new.created_at, new.created_at);
+    END""",
+    """INSERT OR IGNORE INTO embedding_jobs(message_id, enqueued_at, next_attempt_at)
+      SELECT message_id, created_at, created_at FROM messages""",
+)
+
+
 # version reached -> function taking the previous version there
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {7: _m7_initial}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    7: _m7_initial,
+    8: _m8_embedding_jobs,
+}
 
 
 def read_version(conn: sqlite3.Connection) -> int | None:
@@ -127,7 +171,8 @@ def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
             return
         _check_supported(version, path)
         if version == 0:
-            MIGRATIONS[SCHEMA_VERSION](conn)
+            for target in sorted(MIGRATIONS):
+                MIGRATIONS[target](conn)
         else:
             for target in range(version + 1, SCHEMA_VERSION + 1):
                 MIGRATIONS[target](conn)

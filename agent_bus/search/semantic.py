@@ -1,0 +1,160 @@
+"""Semantic search: cosine similarity over a model's chunk vectors, held in numpy.
+
+Each process keeps one `VectorIndex` per collection: llm's float32 blobs read
+once into a matrix, then refreshed incrementally — rows with a rowid above the
+last one seen are appended (or overwrite the row of the same id); a row count
+that no longer matches (a drop, a topic deleted, a rebuild) reloads it whole.
+A query is one matrix-vector product; llm's own ``similar`` (a Python loop
+over every row) is not the query path.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from agent_bus.store import embeddings as store
+
+_INITIAL_CAPACITY = 1024
+
+
+@dataclass
+class Hit:
+    message_id: str
+    score: float
+    chunk: int
+
+
+class VectorIndex:
+    """One collection's vectors, their message ids, chunk numbers and topics."""
+
+    def __init__(self, collection_id: int) -> None:
+        self.collection_id = collection_id
+        self._lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        import numpy as np
+
+        self.dim: int | None = None
+        self._matrix = np.zeros((0, 0), dtype=np.float32)
+        self.n = 0
+        self.seen = 0  # rows read, including vectors of a foreign width that were skipped
+        self.max_rowid = 0
+        self.row_of: dict[str, int] = {}
+        self.message_ids: list[str] = []
+        self.chunks: list[int] = []
+        self._topic_codes = np.zeros(0, dtype=np.int32)
+        self.topic_code: dict[str, int] = {}
+
+    def refresh(self, conn: sqlite3.Connection) -> None:
+        """Bring the matrix up to date with the database (cheap when nothing changed)."""
+        with self._lock:
+            count, max_rowid = store.vector_state(conn, self.collection_id)
+            if count == self.seen and max_rowid == self.max_rowid:
+                return
+            if max_rowid < self.max_rowid or count < self.seen:
+                self._reset()
+            self._append(conn, store.vectors_after(conn, self.collection_id, self.max_rowid))
+            if self.seen != count:  # rows were deleted as well as added: start over
+                self._reset()
+                self._append(conn, store.vectors_after(conn, self.collection_id, 0))
+
+    def _append(self, conn: sqlite3.Connection, rows: list[tuple[int, str, bytes]]) -> None:
+        import numpy as np
+
+        if not rows:
+            return
+        if self.dim is None:
+            self.dim = len(rows[0][2]) // 4
+            self._matrix = np.zeros((_INITIAL_CAPACITY, self.dim), dtype=np.float32)
+            self._topic_codes = np.full(_INITIAL_CAPACITY, -1, dtype=np.int32)
+        new_ids = [store.split_chunk_id(rid)[0] for _, rid, _ in rows]
+        topics = store.message_topics(conn, sorted(set(new_ids)))
+        for (rowid, rid, blob), mid in zip(rows, new_ids, strict=True):
+            self.max_rowid = max(self.max_rowid, rowid)
+            if len(blob) != self.dim * 4:
+                self.seen += 1
+                continue  # a vector of another width cannot be compared; skip it
+            vec = np.frombuffer(blob, dtype="<f4")
+            norm = float(np.linalg.norm(vec))
+            row = self.row_of.get(rid)
+            if row is None:
+                row = self.n
+                self._grow(row + 1)
+                self.row_of[rid] = row
+                self.message_ids.append(mid)
+                self.chunks.append(store.split_chunk_id(rid)[1])
+                self.n += 1
+                self.seen += 1
+            self._matrix[row] = vec / norm if norm > 0 else vec
+            topic = topics.get(mid)
+            code = -1 if topic is None else self.topic_code.setdefault(topic, len(self.topic_code))
+            self._topic_codes[row] = code
+
+    def _grow(self, size: int) -> None:
+        import numpy as np
+
+        capacity = self._matrix.shape[0]
+        if size <= capacity:
+            return
+        new_capacity = max(size, capacity * 2)
+        matrix = np.zeros((new_capacity, self._matrix.shape[1]), dtype=np.float32)
+        matrix[:capacity] = self._matrix
+        codes = np.full(new_capacity, -1, dtype=np.int32)
+        codes[:capacity] = self._topic_codes
+        self._matrix, self._topic_codes = matrix, codes
+
+    def search(self, query: Any, *, topic_id: str | None, limit: int) -> list[Hit]:
+        """The best chunk of the ``limit`` most similar messages, best first."""
+        import numpy as np
+
+        with self._lock:
+            n = self.n
+            if n == 0 or self.dim is None or query.shape[-1] != self.dim:
+                return []
+            scores = self._matrix[:n] @ query.astype(np.float32)
+            valid = self._topic_codes[:n] >= 0
+            if topic_id is not None:
+                code = self.topic_code.get(topic_id)
+                if code is None:
+                    return []
+                valid = self._topic_codes[:n] == code
+            scores = np.where(valid, scores, -np.inf)
+            message_ids, chunks = self.message_ids, self.chunks
+        depth = min(n, limit * 4 + 16)
+        while True:
+            top = np.argpartition(-scores, depth - 1)[:depth] if depth < n else np.arange(n)
+            top = top[np.argsort(-scores[top], kind="stable")]
+            hits: dict[str, Hit] = {}
+            for row in top:
+                score = float(scores[row])
+                if score == -np.inf:
+                    break
+                mid = message_ids[row]
+                if mid not in hits:
+                    hits[mid] = Hit(mid, score, chunks[row])
+                    if len(hits) >= limit:
+                        break
+            if len(hits) >= limit or depth >= n:
+                return list(hits.values())
+            depth = min(n, depth * 4)
+
+
+class SemanticEngine:
+    """A process's vector caches, one per collection (a `Bus` owns one)."""
+
+    def __init__(self) -> None:
+        self._indexes: dict[tuple[int, str], VectorIndex] = {}
+        self._lock = threading.Lock()
+
+    def index(self, conn: sqlite3.Connection, collection_id: int, collection: str) -> VectorIndex:
+        key = (collection_id, collection)
+        with self._lock:
+            found = self._indexes.get(key)
+            if found is None:
+                found = self._indexes[key] = VectorIndex(collection_id)
+        found.refresh(conn)
+        return found

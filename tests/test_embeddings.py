@@ -1,0 +1,310 @@
+"""Embeddings: chunking, the real default model, llm interop, the queue, retries, CLI."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+
+import pytest
+from click.testing import CliRunner
+from fake_embeddings import PoisonEmbed, registered
+from llm.cli import cli as llm_cli
+from typer.testing import CliRunner as TyperRunner
+
+from agent_bus.bus import Bus
+from agent_bus.cli import app
+from agent_bus.embeddings import DEFAULT_MODEL_ID, collection_name, missing_default_modules
+from agent_bus.embeddings import service as emb
+from agent_bus.embeddings.chunking import chunk_text
+from agent_bus.embeddings.indexer import Indexer
+from agent_bus.embeddings.worker import LEASE_NAME, BackgroundIndexer
+from agent_bus.models import OutboxItem
+from agent_bus.settings import load_settings
+from agent_bus.store import embeddings as store
+
+needs_default_model = pytest.mark.skipif(
+    bool(missing_default_modules()), reason="the `semantic` extra is not installed"
+)
+
+
+def _bus(db_path, **overrides) -> Bus:
+    return Bus(load_settings(db=db_path, **overrides))
+
+
+def _post(bus: Bus, *texts: str, topic: str = "t") -> str:
+    t, _ = bus.topic_create(topic)
+    bus.post(t.topic_id, "tester", [OutboxItem(content_markdown=x) for x in texts])
+    return t.topic_id
+
+
+# --- chunking ------------------------------------------------------------------------------------
+
+
+def test_short_text_is_one_chunk_and_long_text_overlapping_chunks_cut_at_spaces():
+    assert chunk_text("short", 100, 20) == ["short"]
+    text = " ".join(f"word{i}" for i in range(400))
+    chunks = chunk_text(text, 200, 50)
+    assert len(chunks) > 10 and all(len(c) <= 200 for c in chunks)
+    assert all(c.endswith(" ") or c is chunks[-1] for c in chunks)  # no word split
+    assert chunks[0][-30:].strip().split()[-1] in chunks[1]  # overlap
+    assert "".join(c for c in chunks).count("word399") >= 1
+
+
+def test_long_messages_are_stored_as_numbered_chunk_rows(db_path):
+    bus = _bus(db_path, chunk_chars=200, chunk_overlap_chars=40)
+    try:
+        _post(bus, "alpha " * 200)
+        with registered():
+            emb.index(bus, model="test-words")
+        ids = bus.read(lambda c: [r[0] for r in c.execute("SELECT id FROM embeddings")])
+        mid = bus.read(lambda c: c.execute("SELECT message_id FROM messages").fetchone()[0])
+        assert ids[0] == mid and f"{mid}:1" in ids and len(ids) > 5
+    finally:
+        bus.close()
+
+
+# --- the real default model, offline ------------------------------------------------------------
+
+
+@needs_default_model
+def test_default_model_is_listed_by_llm_embed_models():
+    result = CliRunner().invoke(llm_cli, ["embed-models"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert DEFAULT_MODEL_ID in result.output
+
+
+@needs_default_model
+def test_default_model_finds_a_paraphrase_offline_and_llm_similar_reads_the_bus(db_path):
+    bus = _bus(db_path)
+    try:
+        _post(
+            bus,
+            "The nightly build broke because the compiler ran out of memory.",
+            "Lunch is at noon in the small kitchen on the second floor.",
+            "We will rotate the signing keys for the staging servers on Friday.",
+            "Please review the pull request that renames the settings module.",
+        )
+        result = emb.index(bus)
+        assert result["embedded"] == 4 and result["failed"] == 0
+        results, warnings = bus.search("when do we eat our midday meal", mode="semantic", limit=2)
+        assert warnings == []
+        assert results[0].snippet.startswith("Lunch is at noon")
+        hybrid, _ = bus.search("when do we eat our midday meal", limit=2)
+        assert hybrid[0].snippet.startswith("Lunch is at noon")
+        lunch = results[0].message_id
+    finally:
+        bus.close()
+    out = CliRunner().invoke(
+        llm_cli,
+        [
+            "similar",
+            collection_name(DEFAULT_MODEL_ID),
+            "-d",
+            str(db_path),
+            "-c",
+            "time for a meal in the middle of the day",
+            "-n",
+            "1",
+        ],
+        catch_exceptions=False,
+    )
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output.splitlines()[0])["id"] == lunch
+
+
+def test_vectors_from_a_users_llm_embed_multi_run_are_used_by_messages_search(db_path):
+    bus = _bus(db_path)
+    try:
+        _post(bus, "pizzas without basil", "schema migration notes", "retry timings")
+        with registered():
+            run = CliRunner().invoke(
+                llm_cli,
+                [
+                    "embed-multi",
+                    "my-notes",
+                    "-d",
+                    str(db_path),
+                    "-m",
+                    "test-words",
+                    "--sql",
+                    "select message_id as id, content_markdown from messages",
+                ],
+                catch_exceptions=False,
+            )
+            assert run.exit_code == 0, run.output
+            by_model, _ = bus.search("basil pizzas", mode="semantic", model="test-words")
+            by_name, _ = bus.search("basil pizzas", mode="semantic", model="my-notes")
+        assert by_model[0].snippet == "pizzas without basil"
+        assert [r.message_id for r in by_name] == [r.message_id for r in by_model]
+    finally:
+        bus.close()
+
+
+def test_new_vectors_reach_the_cached_matrix_incrementally(db_path):
+    bus = _bus(db_path)
+    try:
+        tid = _post(bus, "alpha beta")
+        with registered():
+            emb.index(bus, model="test-words")
+            first, _ = bus.search("gamma delta", mode="semantic", model="test-words")
+            bus.post(tid, "tester", [OutboxItem(content_markdown="gamma delta")])
+            emb.index(bus, model="test-words")
+            second, _ = bus.search("gamma delta", mode="semantic", model="test-words")
+            emb.drop(bus, "test-words")
+            emb.index(bus, model="test-words")
+            third, _ = bus.search("gamma delta", mode="semantic", model="test-words")
+        assert first[0].snippet == "alpha beta"
+        assert second[0].snippet == "gamma delta" and len(second) == 2
+        assert third[0].snippet == "gamma delta" and len(third) == 2
+    finally:
+        bus.close()
+
+
+# --- the queue, retries and the worker ------------------------------------------------------------
+
+
+def test_new_messages_are_queued_in_the_same_transaction_and_a_v7_bus_is_backfilled(db_path):
+    bus = _bus(db_path)
+    try:
+        _post(bus, "one", "two")
+        assert bus.read(lambda c: store.job_counts(c, time.time()))["queued"] == 2
+    finally:
+        bus.close()
+    with sqlite3.connect(db_path) as conn:  # back to version 7, as an older agent-bus left it
+        conn.execute("DROP TRIGGER messages_enqueue_embedding")
+        conn.execute("DROP TABLE embedding_jobs")
+        conn.execute("DROP TABLE embedding_leases")
+        conn.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
+    bus = _bus(db_path)
+    try:
+        assert bus.read(lambda c: store.job_counts(c, time.time()))["queued"] == 2
+    finally:
+        bus.close()
+
+
+def test_a_failing_model_is_retried_with_backoff_then_gives_up_and_shows_in_status(db_path):
+    bus = _bus(
+        db_path,
+        embedding_model="test-poison",
+        embed_max_attempts=3,
+        embed_retry_base_seconds=10,
+    )
+    try:
+        _post(bus, "fine message", "POISON message", "another fine one")
+        with registered():
+            indexer = Indexer.for_model(bus, None)
+            now = time.time()
+            first = indexer.run_batch(now)
+            assert (first.embedded, first.failed, first.gave_up) == (2, 1, 0)
+            assert indexer.run_batch(now).processed == 0  # backing off: nothing is due
+            job = bus.read(lambda c: store.failed_jobs(c))[0]
+            assert job["attempts"] == 1 and "model rejected the input" in job["last_error"]
+            second = indexer.run_batch(now + 30)
+            third = indexer.run_batch(now + 3600)
+            assert (second.failed, second.gave_up, third.gave_up) == (1, 0, 1)
+            assert indexer.run_batch(now + 10**6).processed == 0  # given up: never again
+        data = emb.status(bus)
+        assert data["jobs"] == {"queued": 0, "retrying": 0, "failed": 1, "due": 0}
+        assert data["failures"][0]["attempts"] == 3 and data["failures"][0]["failed_at"]
+        assert data["collections"][0]["messages"] == 2
+    finally:
+        bus.close()
+
+
+def test_a_model_that_raises_in_the_background_does_not_stop_the_bus(db_path):
+    bus = _bus(
+        db_path,
+        embedding_model="test-poison",
+        index_lease_ttl_seconds=2,
+        embed_idle_poll_seconds=0.05,
+        embed_retry_base_seconds=0.05,
+        embed_retry_max_seconds=0.1,
+        embed_max_attempts=2,
+    )
+    calls = PoisonEmbed.calls
+    try:
+        with registered():
+            worker = BackgroundIndexer(bus).start()
+            try:
+                tid = _post(bus, "POISON", "fine")
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline:
+                    jobs = bus.read(lambda c: store.job_counts(c, time.time()))
+                    if jobs["failed"] == 1 and jobs["queued"] == 0:
+                        break
+                    time.sleep(0.05)
+                assert jobs["failed"] == 1 and worker.is_leader
+                bus.post(tid, "tester", [OutboxItem(content_markdown="later message")])
+                while time.monotonic() < deadline:
+                    if bus.read(lambda c: store.job_counts(c, time.time()))["queued"] == 0:
+                        break
+                    time.sleep(0.05)
+                results, _ = bus.search("later message", mode="semantic", limit=1)
+                assert results[0].snippet == "later message"
+            finally:
+                worker.stop()
+        assert PoisonEmbed.calls > calls
+        assert bus.read(lambda c: store.get_lease(c, LEASE_NAME)) is None  # handed back
+    finally:
+        bus.close()
+
+
+# --- CLI ---------------------------------------------------------------------------------
+
+
+def test_cli_embeddings_index_status_and_drop(db_path):
+    bus = _bus(db_path)
+    _post(bus, "pizzas without basil", "retry timings")
+    bus.close()
+    runner = TyperRunner()
+    with registered():
+        done = runner.invoke(app, ["embeddings", "index", "-m", "test-words", "--db", str(db_path)])
+        assert done.exit_code == 0, done.output
+        assert "2 messages embedded into agent-bus-messages-test-words" in done.output
+        status = runner.invoke(app, ["embeddings", "status", "--json", "--db", str(db_path)])
+        data = json.loads(status.output)
+        assert data["collections"][0]["messages"] == 2
+        again = runner.invoke(
+            app, ["embeddings", "index", "-m", "test-words", "--json", "--db", str(db_path)]
+        )
+        assert json.loads(again.output)["embedded"] == 0
+        rebuilt = runner.invoke(
+            app,
+            [
+                "embeddings",
+                "index",
+                "-m",
+                "test-words",
+                "--rebuild",
+                "--json",
+                "--db",
+                str(db_path),
+            ],
+        )
+        assert json.loads(rebuilt.output)["embedded"] == 2
+        unknown = runner.invoke(app, ["embeddings", "index", "-m", "nope", "--db", str(db_path)])
+        assert unknown.exit_code == 1
+        assert "error: INVALID_ARGUMENT: unknown embedding model 'nope'" in unknown.output
+    dropped = runner.invoke(app, ["embeddings", "drop", "-m", "test-words", "--db", str(db_path)])
+    assert dropped.exit_code == 0 and "dropped agent-bus-messages-test-words" in dropped.output
+    missing = runner.invoke(app, ["embeddings", "drop", "-m", "test-words", "--db", str(db_path)])
+    assert missing.exit_code == 1 and "error: INVALID_ARGUMENT" in missing.output
+
+
+def test_llm_agent_bus_search_and_index_commands(db_path):
+    bus = _bus(db_path)
+    _post(bus, "pizzas without basil", "retry timings")
+    bus.close()
+    with registered():
+        runner = CliRunner()
+        indexed = runner.invoke(
+            llm_cli, ["agent-bus", "index", "-m", "test-words", "-d", str(db_path)]
+        )
+        assert indexed.exit_code == 0, indexed.output
+        found = runner.invoke(
+            llm_cli,
+            ["agent-bus", "search", "basil", "-m", "test-words", "-d", str(db_path)],
+        )
+    assert found.exit_code == 0, found.output
+    assert json.loads(found.output.splitlines()[0])["snippet"].startswith("pizzas")

@@ -1,0 +1,228 @@
+"""messages_search: sanitiser, fusion, modes, fallbacks and errors (real bus files)."""
+
+from __future__ import annotations
+
+import pytest
+from fake_embeddings import registered
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from mcp.client import Client
+
+from agent_bus import embeddings
+from agent_bus.bus import Bus
+from agent_bus.embeddings import service as emb
+from agent_bus.embeddings.models import forget
+from agent_bus.errors import EmbeddingsUnavailable, InvalidArgument
+from agent_bus.mcp.server import build_server
+from agent_bus.models import OutboxItem
+from agent_bus.search import fts
+from agent_bus.search.hybrid import rrf
+from agent_bus.search.service import fts_results
+from agent_bus.settings import load_settings
+
+CORPUS = [
+    "Set retry_backoff_ms to 250 and double it after each failed attempt.",
+    "The migration in src/store/schema.py adds the embedding_jobs table.",
+    "Lunch order: two pizzas, one without basil.",
+    "ERR_DB_LOCKED means another writer held the lock for too long.",
+    "We decided to wait longer after each failure before trying again.",
+]
+
+HOSTILE = [
+    '"',
+    '"unbalanced',
+    "AND",
+    "OR NOT",
+    "NEAR(a b, 3)",
+    "a* ^b c:d",
+    "((( )))",
+    "col:value",
+    "🚀🔥",
+    "the of and",
+    "x" * 10_000,
+    "- + * / \\",
+    "'; DROP TABLE messages; --",
+    "retry_backoff_ms AND (src/store/schema.py OR",
+]
+
+
+@pytest.fixture
+def bus(db_path):
+    b = Bus(load_settings(db=db_path))
+    topic, _ = b.topic_create("search")
+    b.post(topic.topic_id, "tester", [OutboxItem(content_markdown=t) for t in CORPUS])
+    b.topic = topic  # type: ignore[attr-defined]
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+def _contents(results):
+    return [r.content_markdown for r in results]
+
+
+@given(st.text(max_size=300))
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_any_query_string_gives_results_or_nothing_never_an_fts_error(bus, query):
+    results = bus.read(
+        lambda c: fts_results(c, query, topic_id=None, limit=5, include_content=False)
+    )
+    assert len(results) <= 5
+
+
+@given(st.text(min_size=1, max_size=200).filter(lambda s: s.strip() and "\x00" not in s))
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_any_query_through_the_service_in_fts_mode_never_raises(bus, query):
+    results, warnings = bus.search(query, mode="fts", limit=3)
+    assert len(results) <= 3 and warnings == []
+
+
+@pytest.mark.parametrize("query", HOSTILE)
+def test_hostile_queries_return_results_or_an_empty_list(bus, query):
+    results, _ = bus.search(query, mode="fts")
+    assert isinstance(results, list)
+
+
+def test_identifiers_and_their_parts_are_found_by_fts(bus):
+    for query in ("retry_backoff_ms", "backoff", "src/store/schema.py", "err_db_locked"):
+        results, _ = bus.search(query, mode="fts", include_content=True)
+        assert results, query
+        assert query.split("/")[-1].split(".")[0].lower() in results[0].content_markdown.lower()
+
+
+def test_stop_words_are_dropped_unless_nothing_else_is_left():
+    assert fts.phrases("how is the retry") == ['"retry"']
+    assert fts.phrases("the of") == ['"the"', '"of"']
+    assert fts.phrases('AND NEAR(x "y') == ['"NEAR x"', '"y"']
+
+
+def test_empty_query_is_invalid_argument(bus):
+    with pytest.raises(InvalidArgument) as exc:
+        bus.search("   ")
+    assert exc.value.code == "INVALID_ARGUMENT"
+
+
+def test_rrf_ranks_documents_found_by_both_lists_first_once_each():
+    fused = rrf([["a", "b", "c"], ["c", "d", "a"]])
+    ids = [d for d, _ in fused]
+    assert ids[:2] == ["a", "c"]
+    assert sorted(ids) == ["a", "b", "c", "d"]
+    assert len(ids) == len(set(ids))
+
+
+def test_hybrid_fuses_fts_and_semantic_one_hit_per_message_on_a_fixed_corpus(bus):
+    with registered():
+        emb.index(bus, model="test-words")
+        results, warnings = bus.search(
+            "retry_backoff_ms failed attempt", mode="hybrid", model="test-words", limit=5
+        )
+    assert warnings == []
+    ids = [r.message_id for r in results]
+    assert len(ids) == len(set(ids))
+    top = results[0]
+    assert "retry_backoff_ms" in top.snippet and top.fts_rank is not None
+    assert top.semantic_score is not None and top.semantic_score > 0.3
+    assert all(r.rank is not None for r in results)
+    assert [r.rank for r in results] == sorted((r.rank for r in results), reverse=True)
+
+
+def test_semantic_mode_ranks_by_cosine_and_snippets_show_the_matching_chunk(bus):
+    with registered():
+        emb.index(bus, model="test-words")
+        results, _ = bus.search("pizzas without basil", mode="semantic", model="test-words")
+    assert results[0].snippet.startswith("Lunch order")
+    assert results[0].fts_rank is None
+    scores = [r.semantic_score for r in results]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_topic_filter_applies_to_semantic_hits(bus):
+    other, _ = bus.topic_create("elsewhere")
+    bus.post(other.topic_id, "x", [OutboxItem(content_markdown="pizzas without basil again")])
+    with registered():
+        emb.index(bus, model="test-words")
+        results, _ = bus.search(
+            "pizzas basil", mode="semantic", model="test-words", topic_id=other.topic_id
+        )
+    assert [r.topic_id for r in results] == [other.topic_id]
+
+
+def test_unknown_model_is_invalid_argument_naming_installed_models(bus):
+    with registered(), pytest.raises(InvalidArgument) as exc:
+        bus.search("anything", mode="semantic", model="no-such-model")
+    assert exc.value.code == "INVALID_ARGUMENT"
+    assert "test-words" in exc.value.details["installed"]
+    assert "test-words" in exc.value.message
+
+
+@pytest.fixture
+def no_default_model(monkeypatch):
+    """The `semantic` extra as if it were not installed."""
+    monkeypatch.setattr(
+        embeddings, "DEFAULT_MODEL_MODULES", ("agent_bus_no_such_module_for_tests",)
+    )
+    forget(embeddings.DEFAULT_MODEL_ID)
+    yield
+    forget(embeddings.DEFAULT_MODEL_ID)
+
+
+def test_semantic_without_a_model_says_how_to_enable_it(bus, no_default_model):
+    with pytest.raises(EmbeddingsUnavailable) as exc:
+        bus.search("retries", mode="semantic")
+    assert exc.value.code == "EMBEDDINGS_UNAVAILABLE"
+    assert "agent-bus[semantic]" in exc.value.message
+
+
+def test_hybrid_without_a_model_answers_from_fts_and_says_so(bus, no_default_model):
+    results, warnings = bus.search("retry_backoff_ms")
+    assert results and "retry_backoff_ms" in results[0].snippet
+    assert [w.code for w in warnings] == ["SEMANTIC_UNAVAILABLE"]
+    assert "agent-bus[semantic]" in warnings[0].message
+
+
+def test_semantic_before_anything_is_indexed_warns_and_returns_nothing(bus):
+    with registered():
+        results, warnings = bus.search("pizza", mode="semantic", model="test-words")
+    assert results == []
+    assert [w.code for w in warnings] == ["EMBEDDINGS_NOT_INDEXED"]
+
+
+def test_partially_indexed_bus_says_how_many_messages_are_queued(db_path, monkeypatch):
+    monkeypatch.setenv("AGENT_BUS_EMBEDDING_MODEL", "test-words")
+    b = Bus(load_settings(db=db_path))
+    try:
+        topic, _ = b.topic_create("t")
+        b.post(topic.topic_id, "a", [OutboxItem(content_markdown="first message")])
+        with registered():
+            emb.index(b)
+            b.post(topic.topic_id, "a", [OutboxItem(content_markdown="second message")])
+            results, warnings = b.search("message", mode="semantic")
+        assert [r.content_markdown for r in results] == [None]
+        assert [w.code for w in warnings] == ["EMBEDDINGS_PARTIAL"]
+        assert warnings[0].context["pending"] == 1
+    finally:
+        b.close()
+
+
+@pytest.mark.anyio
+async def test_messages_search_tool_notes_the_fts_fallback_in_its_text(db_path, no_default_model):
+    server = build_server(load_settings(db=db_path, embeddings_autoindex=False))
+    bus = server.bus  # type: ignore[attr-defined]
+    topic, _ = bus.topic_create("tool")
+    bus.post(topic.topic_id, "a", [OutboxItem(content_markdown="retry_backoff_ms is 250")])
+    async with Client(server) as client:
+        result = await client.call_tool("messages_search", {"query": "retry_backoff_ms"})
+        assert not result.is_error
+        data = result.structured_content
+        assert data["count"] == 1 and data["warnings"][0]["code"] == "SEMANTIC_UNAVAILABLE"
+        text = result.content[0].text
+        assert "full-text search only" in text and "agent-bus[semantic]" in text
+        failed = await client.call_tool("messages_search", {"query": "retry", "mode": "semantic"})
+        assert failed.is_error
+        assert failed.structured_content["error"]["code"] == "EMBEDDINGS_UNAVAILABLE"
+    bus.close()
