@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from agent_bus.errors import SchemaMismatch
 from agent_bus.store.connection import write_transaction
+from agent_bus.store.legacy import REFERENCE_VERSION, is_reference_database, upgrade_reference
 
 SCHEMA_VERSION = 8
 APP_ID = "agent-bus"
@@ -92,7 +93,14 @@ def _m7_initial(db: sqlite3.Connection) -> None:
         );
         """
     )
-    sdb["messages"].enable_fts(
+    _create_fts(db)
+
+
+def _create_fts(db: sqlite3.Connection) -> None:
+    """messages_fts: external-content FTS5 over messages, kept current by triggers."""
+    from sqlite_utils import Database
+
+    Database(db)["messages"].enable_fts(
         ["content_markdown"], fts_version="FTS5", create_triggers=True, tokenize=FTS_TOKENIZER
     )
 
@@ -164,16 +172,19 @@ def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
     version = read_version(conn)
     if version == SCHEMA_VERSION:
         return
-    _check_supported(version, path)
+    _check_supported(conn, version, path)
     with write_transaction(conn):
         version = read_version(conn)  # another process may have migrated meanwhile
         if version == SCHEMA_VERSION:
             return
-        _check_supported(version, path)
+        _check_supported(conn, version, path)
         if version == 0:
             for target in sorted(MIGRATIONS):
                 MIGRATIONS[target](conn)
         else:
+            if version == REFERENCE_VERSION:  # agent-bus-mcp's layout: carry it over
+                upgrade_reference(conn, _create_fts)
+                version = min(MIGRATIONS)
             for target in range(version + 1, SCHEMA_VERSION + 1):
                 MIGRATIONS[target](conn)
         conn.execute(
@@ -183,7 +194,7 @@ def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
         )
 
 
-def _check_supported(version: int | None, path: str) -> None:
+def _check_supported(conn: sqlite3.Connection, version: int | None, path: str) -> None:
     if version is None:
         raise SchemaMismatch(
             f"{path} is not an agent-bus database (no schema version). Point AGENT_BUS_DB at "
@@ -198,6 +209,8 @@ def _check_supported(version: int | None, path: str) -> None:
             found=version,
             expected=SCHEMA_VERSION,
         )
+    if version == REFERENCE_VERSION and is_reference_database(conn):
+        return
     if version != 0 and version < min(MIGRATIONS):
         raise SchemaMismatch(
             f"{path} has schema version {version} (agent-bus-mcp); it cannot be upgraded in "
