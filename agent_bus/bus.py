@@ -650,11 +650,13 @@ class Bus:
             if remaining <= 0:
                 break
             generation = self.watcher.generation  # before the check: no missed wake-up
-            pending = await self.run(self.has_messages_after, topic_id, cursor.last_seq, exclude)
-            if pending or loop.time() >= next_touch:
-                _, received, cursor, has_more = await self.run(
-                    self.sync_once, topic_id, agent_name, [], ack_through=None, **step
-                )
+            touch = loop.time() >= next_touch
+            # One hop to the worker pool: a cheap read, and the write step only if needed.
+            step_result = await self.run(
+                self._sync_if_pending, topic_id, agent_name, cursor.last_seq, exclude, touch, step
+            )
+            if step_result is not None:
+                _, received, cursor, has_more = step_result
                 next_touch = loop.time() + touch_every
                 if received:
                     return SyncResult(
@@ -676,6 +678,20 @@ class Bus:
             received,
             has_more,
         )
+
+    def _sync_if_pending(
+        self,
+        topic_id: str,
+        agent_name: str,
+        after_seq: int,
+        exclude: str | None,
+        force: bool,
+        step: dict[str, Any],
+    ) -> tuple[list[SentMessage], list[Message], Cursor, bool] | None:
+        """sync_once when something new is there (or ``force``); None otherwise."""
+        if not force and not self.has_messages_after(topic_id, after_seq, exclude):
+            return None
+        return self.sync_once(topic_id, agent_name, [], ack_through=None, **step)
 
     # --- reading for humans ----------------------------------------------------------------
 

@@ -30,6 +30,8 @@ _IN_CLOSE_WRITE = 0x00000008
 _IN_MOVED_TO = 0x00000080
 _IN_CREATE = 0x00000100
 _IN_NONBLOCK = 0o4000
+# Seconds between re-checks after a file event that showed no commit yet.
+_RECHECK_AFTER = (0.001, 0.002, 0.004, 0.008, 0.016, 0.032)
 _IN_CLOEXEC = 0o2000000
 
 
@@ -119,11 +121,14 @@ class ChangeWatcher:
             self._conn = None
             return None
 
-    def _check(self) -> None:
+    def _check(self) -> bool:
+        """Bump the generation if the database changed; returns whether it did."""
         version = self._data_version()
         if version is None or version != self._last_version:
             self._last_version = version
             self._bump()
+            return True
+        return False
 
     def _on_inotify(self) -> None:
         assert self._inotify_fd is not None
@@ -141,13 +146,21 @@ class ChangeWatcher:
         if self._inotify_fd is not None:
             loop.add_reader(self._inotify_fd, self._on_inotify)
         # Without file notifications, poll briskly; with them, the timer is a safety net.
-        interval = self._fallback if self._inotify_fd is not None else 0.01
+        idle = self._fallback if self._inotify_fd is not None else 0.01
+        burst: list[float] = []
         try:
             while self._waiters > 0:
+                poked = False
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._poke.wait(), interval)
+                    await asyncio.wait_for(self._poke.wait(), burst.pop(0) if burst else idle)
+                    poked = True
                 self._poke.clear()
-                self._check()
+                if self._check():
+                    burst = []
+                elif poked:
+                    # A WAL write is seen before its commit becomes visible (through
+                    # shared memory, which raises no file event): look again shortly.
+                    burst = list(_RECHECK_AFTER)
         finally:
             if self._inotify_fd is not None:
                 loop.remove_reader(self._inotify_fd)
