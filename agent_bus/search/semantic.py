@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from agent_bus.store import embeddings as store
 
 _INITIAL_CAPACITY = 1024
+COUNT_EVERY = 5.0
 
 
 @dataclass
@@ -43,6 +45,7 @@ class VectorIndex:
         self.n = 0
         self.seen = 0  # rows read, including vectors of a foreign width that were skipped
         self.max_rowid = 0
+        self._counted_at = -COUNT_EVERY
         self.row_of: dict[str, int] = {}
         self.message_ids: list[str] = []
         self.chunks: list[int] = []
@@ -52,7 +55,16 @@ class VectorIndex:
     def refresh(self, conn: sqlite3.Connection) -> None:
         """Bring the matrix up to date with the database (cheap when nothing changed)."""
         with self._lock:
+            # MAX(rowid) is one b-tree probe and catches every insert and replace; counting
+            # (to notice deletions: a drop, a deleted topic) scans the collection, ~18 ms at
+            # 100k rows, so it runs at most every COUNT_EVERY seconds. Until then a deleted
+            # message's vector can only produce a hit that the message join drops.
+            max_rowid = store.max_vector_rowid(conn)
+            now = time.monotonic()
+            if max_rowid == self.max_rowid and now - self._counted_at < COUNT_EVERY:
+                return
             count, max_rowid = store.vector_state(conn, self.collection_id)
+            self._counted_at = now
             if count == self.seen and max_rowid == self.max_rowid:
                 return
             if max_rowid < self.max_rowid or count < self.seen:

@@ -186,13 +186,6 @@ def _semantic_results(
     return out
 
 
-def _fts_ranking(conn: sqlite3.Connection, query: str, topic_id: str | None) -> list[sqlite3.Row]:
-    match = fts.match_or(query)
-    if match is None:
-        return []
-    return queries.fts_search(conn, match, topic_id=topic_id, limit=FUSION_DEPTH)
-
-
 def _unavailable_warning(exc: EmbeddingsUnavailable) -> Warning:
     return Warning(
         code="SEMANTIC_UNAVAILABLE",
@@ -254,12 +247,16 @@ def search(
         return results, [_unavailable_warning(exc)]
     if mode == "semantic":
         return _semantic_results(conn, side.hits, include_content, settings), side.warnings
-    fts_rows = _fts_ranking(conn, query, topic_id)
-    fused = rrf([[r["message_id"] for r in fts_rows], [h.message_id for h in side.hits]])
-    by_fts = {r["message_id"]: r for r in fts_rows}
-    hit_of = {h.message_id: h for h in side.hits}
+    match = fts.match_or(query)
+    fts_ranked = (
+        estore.fts_ranking(conn, match, topic_id=topic_id, limit=FUSION_DEPTH) if match else []
+    )
+    fused = rrf([[mid for mid, _ in fts_ranked], [h.message_id for h in side.hits]])
     top = fused[:limit]
-    semantic_only = [hit_of[mid] for mid, _ in top if mid not in by_fts]
+    in_fts = {mid for mid, _ in fts_ranked}
+    hit_of = {h.message_id: h for h in side.hits}
+    by_fts = estore.fts_rows_for(conn, match, [m for m, _ in top if m in in_fts]) if match else {}
+    semantic_only = [hit_of[mid] for mid, _ in top if mid not in by_fts and mid in hit_of]
     extra = _semantic_results(conn, semantic_only, include_content, settings)
     sem = {r.message_id: r for r in extra}
     results: list[SearchResult] = []

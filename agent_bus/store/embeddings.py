@@ -317,6 +317,11 @@ def vector_state(conn: sqlite3.Connection, collection_id: int) -> tuple[int, int
     return row[0], row[1]
 
 
+def max_vector_rowid(conn: sqlite3.Connection) -> int:
+    """The highest rowid of llm's embeddings table (any collection): a cheap change marker."""
+    return conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM embeddings").fetchone()[0]
+
+
 def vectors_after(
     conn: sqlite3.Connection, collection_id: int, after_rowid: int
 ) -> list[tuple[int, str, bytes]]:
@@ -357,3 +362,50 @@ def result_rows(conn: sqlite3.Connection, message_ids: Sequence[str]) -> dict[st
 
 def message_count(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+
+
+# --- hybrid search helpers -----------------------------------------------------------------------
+
+
+def fts_ranking(
+    conn: sqlite3.Connection, match: str, *, topic_id: str | None, limit: int
+) -> list[tuple[str, float]]:
+    """(message_id, bm25) best first, without snippets: snippets cost more than ranking."""
+    sql = (
+        "SELECT m.message_id, bm25(messages_fts) AS rank "
+        "FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid "
+        "WHERE messages_fts MATCH ?"
+    )
+    params: list[Any] = [match]
+    if topic_id is not None:
+        sql += " AND m.topic_id = ?"
+        params.append(topic_id)
+    sql += " ORDER BY rank LIMIT ?"
+    params.append(limit)
+    return [(r[0], r[1]) for r in conn.execute(sql, params)]
+
+
+def fts_rows_for(
+    conn: sqlite3.Connection, match: str, message_ids: Sequence[str]
+) -> dict[str, sqlite3.Row]:
+    """Result rows with highlighted snippets for a few messages known to match.
+
+    One query per message with ``rowid = ?``, which FTS5 answers from that row alone;
+    a ``rowid IN (…)`` constraint would make it evaluate the whole MATCH first.
+    """
+    out: dict[str, sqlite3.Row] = {}
+    for mid in message_ids:
+        row = conn.execute(
+            "SELECT m.message_id, m.topic_id, t.name AS topic_name, m.seq, m.sender, "
+            "m.message_type, m.created_at, m.content_markdown, "
+            "snippet(messages_fts, 0, '**', '**', '…', 16) AS snippet, "
+            "bm25(messages_fts) AS rank "
+            "FROM messages m JOIN messages_fts ON messages_fts.rowid = m.rowid "
+            "JOIN topics t ON t.topic_id = m.topic_id "
+            "WHERE m.message_id = ? AND messages_fts MATCH ? "
+            "AND messages_fts.rowid = m.rowid",
+            (mid, match),
+        ).fetchone()
+        if row is not None:
+            out[mid] = row
+    return out
