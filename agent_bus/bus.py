@@ -204,6 +204,7 @@ class Bus:
         self._schema_lock = threading.Lock()
         self._schema_ready = False
         self._executor: ThreadPoolExecutor | None = None
+        self._engine: Any = None  # agent_bus.search.semantic.SemanticEngine, lazily
         self.watcher = ChangeWatcher(self.path, fallback_poll_ms=settings.wake_fallback_poll_ms)
 
     # --- plumbing -------------------------------------------------------------------
@@ -251,6 +252,15 @@ class Bus:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
         self._pool.close()
+
+    def _semantic_engine(self) -> Any:
+        """The vector caches, created on first semantic use; they live as long as the bus."""
+        with self._schema_lock:
+            if self._engine is None:
+                from agent_bus.search.semantic import SemanticEngine
+
+                self._engine = SemanticEngine()
+            return self._engine
 
     def ensure_ready(self) -> None:
         """Open the database and check its schema (raises SchemaMismatch)."""
@@ -763,13 +773,7 @@ class Bus:
         tid = None
         if topic_id is not None:
             tid = self.get_topic(topic_id).topic_id
-        engine = None
-        if mode != "fts":
-            engine = self.__dict__.get("_semantic_engine")
-            if engine is None:  # first semantic use: the vector caches live as long as the bus
-                from agent_bus.search.semantic import SemanticEngine
-
-                engine = self.__dict__.setdefault("_semantic_engine", SemanticEngine())
+        engine = self._semantic_engine() if mode != "fts" else None
         return self.read(
             lambda c: search(
                 c,
