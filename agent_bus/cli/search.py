@@ -35,6 +35,12 @@ def search(
         ),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most N results.")] = 20,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", "-m", help="llm embedding model for semantic/hybrid.", show_default=False
+        ),
+    ] = None,
     content: Annotated[
         bool, typer.Option("--content", help="Print whole message bodies, not snippets.")
     ] = False,
@@ -50,11 +56,18 @@ def search(
         agent-bus search ERR_TIMEOUT --mode fts --topic review-auth
 
         agent-bus search "why did the migration fail" --limit 5 --json
+
+        agent-bus search "flaky test" --mode semantic --model agent-bus-minilm
     """
     with open_bus(db) as bus:
         topic_id = bus.resolve_ref(topic).topic_id if topic is not None else None
         results, warnings = bus.search(
-            query, topic_id=topic_id, mode=mode, limit=limit, include_content=content
+            query,
+            topic_id=topic_id,
+            mode=mode,
+            limit=limit,
+            model=model,
+            include_content=content,
         )
     if as_json:
         emit_json(
