@@ -145,6 +145,9 @@ class ChangeWatcher:
         self._inotify_fd = _open_inotify(self.db_path.parent)
         if self._inotify_fd is not None:
             loop.add_reader(self._inotify_fd, self._on_inotify)
+        # A commit may have landed between a waiter's database check and this start,
+        # before our baseline and our file watch: make every current waiter look again.
+        self._bump()
         # Without file notifications, poll briskly; with them, the timer is a safety net.
         idle = self._fallback if self._inotify_fd is not None else 0.01
         burst: list[float] = []

@@ -1,0 +1,66 @@
+"""The change watcher: no commit may be missed between a waiter's check and its wait."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import anyio
+import pytest
+
+from agent_bus.bus import Bus
+from agent_bus.models import OutboxItem
+from agent_bus.settings import BusSettings
+from agent_bus.wake import ChangeWatcher
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_commit_between_the_check_and_the_wait_wakes_the_waiter(tmp_path: Path):
+    path = tmp_path / "w.sqlite"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("PRAGMA journal_mode=WAL")
+    other.execute("CREATE TABLE t (x)")
+    watcher = ChangeWatcher(path)
+    try:
+        generation = watcher.generation  # the waiter's snapshot, then its (empty) check
+        other.execute("INSERT INTO t VALUES (1)")  # another process commits right then
+        with anyio.fail_after(5):
+            assert await watcher.wait(generation, 30) is True
+    finally:
+        watcher.close()
+        other.close()
+
+
+async def test_a_waiting_sync_returns_a_message_posted_right_after_its_check(tmp_path: Path):
+    settings = BusSettings(db=tmp_path / "bus.sqlite")
+    waiter, peer = Bus(settings), Bus(settings)  # separate pools and watchers, as two processes
+    try:
+        topic, _ = waiter.topic_create("race")
+        real_check = waiter.has_messages_after
+        posted: list[bool] = []
+
+        def check_then_peer_posts(*args):
+            result = real_check(*args)
+            if not posted:
+                posted.append(True)
+                peer.post(topic.topic_id, "peer", [OutboxItem(content_markdown="hi")])
+            return result
+
+        waiter.has_messages_after = check_then_peer_posts  # type: ignore[method-assign]
+        with anyio.fail_after(5):
+            result = await waiter.async_sync(
+                topic.topic_id,
+                "me",
+                [],
+                max_items=5,
+                include_self=False,
+                wait_seconds=30,
+                auto_advance=True,
+                ack_through=None,
+            )
+        assert result.status == "ready"
+        assert [m.content_markdown for m in result.received] == ["hi"]
+    finally:
+        waiter.close()
+        peer.close()
