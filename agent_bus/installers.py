@@ -45,7 +45,7 @@ import tempfile
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from agent_bus import __version__, frontmatter
@@ -313,7 +313,7 @@ def _install_one(skill: Skill, dest: Path, force: bool) -> SkillInstall:
     for rel in changed:
         _atomic_write(dest / rel, shipped[rel])
     for rel in stale:
-        (dest / rel).unlink()
+        (dest / rel).unlink(missing_ok=True)
     manifest = {rel: _sha256(content) for rel, content in shipped.items()}
     if manifest != previous or changed:
         payload = {"package_version": __version__, "files": manifest}
@@ -335,7 +335,23 @@ def _read_manifest(dest: Path) -> dict[str, str]:
     except (OSError, ValueError):
         return {}
     files = data.get("files") if isinstance(data, dict) else None
-    return {str(k): str(v) for k, v in files.items()} if isinstance(files, dict) else {}
+    if not isinstance(files, dict):
+        return {}
+    # The manifest lives in the user's (possibly cloned) project: only keys naming a plain
+    # file inside the pack count, so it can never point us at anything else to delete.
+    return {str(k): str(v) for k, v in files.items() if _inside(dest, str(k))}
+
+
+def _inside(dest: Path, rel: str) -> bool:
+    path = PurePosixPath(rel)
+    if path.is_absolute() or not path.parts or any(p in ("..", "") for p in path.parts):
+        return False
+    current = dest
+    for part in path.parts:  # no symlink below the pack folder may redirect us
+        current = current / part
+        if current.is_symlink():
+            return False
+    return current.resolve().is_relative_to(dest.resolve())
 
 
 def _read_bytes(path: Path) -> bytes | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tomllib
 from pathlib import Path
@@ -281,3 +282,20 @@ def test_codex_user_config_follows_codex_home(
     assert result.path == tmp_path / "codex-home/config.toml"
     env = tomllib.loads(result.path.read_text(encoding="utf-8"))["mcp_servers"]["agent-bus"]["env"]
     assert env == {"AGENT_BUS_DB": str(Path.home() / "bus.sqlite")}
+
+
+def test_a_tampered_manifest_cannot_make_install_delete_files_outside_the_pack(tmp_path):
+    project = tmp_path / "proj"
+    project.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me", encoding="utf-8")
+    report = installers.install_skills(["agent-bus-protocol"], "claude-code", project_dir=project)
+    dest = report.skills[0].path
+    manifest_path = dest / installers.MANIFEST
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    digest = hashlib.sha256(b"keep me").hexdigest()
+    manifest["files"][str(victim)] = digest
+    manifest["files"]["../../../victim.txt"] = digest
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    installers.install_skills(["agent-bus-protocol"], "claude-code", project_dir=project)
+    assert victim.read_text(encoding="utf-8") == "keep me"
