@@ -96,3 +96,6 @@ async def test_a_reference_database_is_upgraded_in_place_keeping_history_and_nam
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         version = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
     assert int(version) >= 7
+    with sqlite3.connect(db_path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert OLD_TOKEN.encode() not in db_path.read_bytes()  # not even in freed pages

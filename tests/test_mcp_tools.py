@@ -128,6 +128,8 @@ async def test_names_are_reserved_and_the_reclaim_token_takes_them_back_after_re
         # joining again in the same session is fine and keeps the token
         again = await call(a, "topic_join", agent_name="codex", topic_id=topic_id)
         assert again["reclaim_token"] == token
+        by_name = await call(a, "topic_join", agent_name="codex", name="dupes")
+        assert by_name["reclaim_token"] == token
         await call(
             a, "sync", topic_id=topic_id, outbox=[{"content_markdown": "hi"}], wait_seconds=0
         )

@@ -56,6 +56,8 @@ def upgrade_reference(conn: sqlite3.Connection, create_fts: object) -> None:
     # FTS shadow tables go with their virtual table; the rest are plain tables.
     for table in _REFERENCE_DERIVED_TABLES:
         conn.execute(f'DROP TABLE IF EXISTS "{table}"')
+    # The plain-text tokens must not survive in freed pages (builds differ in the default).
+    conn.execute("PRAGMA secure_delete = ON")
     conn.create_function("agent_bus_sha256", 1, _sha256, deterministic=True)
     conn.execute(
         """CREATE TABLE agent_name_reservations_v7 (
