@@ -86,6 +86,9 @@ def rename_topic(
 ) -> RenameReport:
     """Rename a topic; by default also replace the old name in its message bodies.
 
+    Only whole-name occurrences are replaced (see `agent_bus.store.admin.topic_name_pattern`);
+    changed messages are re-indexed for full-text search and queued for embedding.
+
     Raises:
         TopicNotFound, InvalidArgument: unknown topic or an unusable name.
     """
@@ -100,7 +103,9 @@ def rename_topic(
         queries.rename_topic(conn, topic_id, clean)
         rewritten = 0
         if rewrite_messages:
-            rewritten = sql.rewrite_topic_name_in_messages(conn, topic_id, topic.name, clean)
+            rewritten = sql.rewrite_topic_name_in_messages(
+                conn, topic_id, topic.name, clean, time.time()
+            )
         return RenameReport(topic.model_copy(update={"name": clean}), topic.name, True, rewritten)
 
     return bus.write(tx)

@@ -8,6 +8,7 @@ features may add later (``embeddings``, ``embedding_jobs``, llm's
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from typing import Any
 
@@ -90,15 +91,48 @@ def delete_topic_rows(conn: sqlite3.Connection, topic_id: str) -> None:
     conn.execute("DELETE FROM topics WHERE topic_id = ?", (topic_id,))
 
 
+def topic_name_pattern(name: str) -> re.Pattern[str]:
+    """Whole-name occurrences of a topic name in text.
+
+    A match is not preceded or followed by a word character, ``-``, ``/`` or
+    ``.``, so renaming ``api`` leaves "rapid", "api-v2", "docs/api" and
+    "api.md" alone while "the api topic" and "(api)" are rewritten.
+    """
+    return re.compile(r"(?<![\w./-])" + re.escape(name) + r"(?![\w./-])")
+
+
 def rewrite_topic_name_in_messages(
-    conn: sqlite3.Connection, topic_id: str, old: str, new: str
+    conn: sqlite3.Connection, topic_id: str, old: str, new: str, now: float
 ) -> int:
-    """Replace ``old`` by ``new`` in the topic's message bodies; returns messages changed."""
-    return conn.execute(
-        "UPDATE messages SET content_markdown = replace(content_markdown, ?, ?) "
+    """Replace whole-name occurrences of ``old`` by ``new`` in the topic's message bodies.
+
+    Returns the number of messages changed. The FTS index follows through the
+    ``messages`` update triggers; when the embedding queue exists, each changed
+    message is queued again (attempts and failure reset) so its vector is rebuilt.
+    """
+    pattern = topic_name_pattern(old)
+    candidates = conn.execute(
+        "SELECT message_id, content_markdown FROM messages "
         "WHERE topic_id = ? AND instr(content_markdown, ?) > 0",
-        (old, new, topic_id, old),
-    ).rowcount
+        (topic_id, old),
+    ).fetchall()
+    changed = []
+    for message_id, body in candidates:
+        rewritten = pattern.sub(lambda _m: new, body)  # a function: ``new`` is not a template
+        if rewritten != body:
+            changed.append((rewritten, message_id))
+    if not changed:
+        return 0
+    conn.executemany("UPDATE messages SET content_markdown = ? WHERE message_id = ?", changed)
+    if "embedding_jobs" in table_names(conn):
+        conn.executemany(
+            "INSERT INTO embedding_jobs(message_id, enqueued_at, next_attempt_at) "
+            "VALUES (?, ?, ?) ON CONFLICT(message_id) DO UPDATE SET "
+            "enqueued_at = excluded.enqueued_at, attempts = 0, "
+            "next_attempt_at = excluded.next_attempt_at, last_error = NULL, failed_at = NULL",
+            [(message_id, now, now) for _, message_id in changed],
+        )
+    return len(changed)
 
 
 def orphan_counts(conn: sqlite3.Connection) -> dict[str, int]:
