@@ -21,6 +21,7 @@ from agent_bus.errors import InvalidArgument, TopicNotFound
 from agent_bus.models import Topic
 from agent_bus.store import admin as sql
 from agent_bus.store import queries
+from agent_bus.store.connection import retry
 from agent_bus.store.schema import SCHEMA_VERSION, read_version
 
 
@@ -325,6 +326,9 @@ def vacuum(bus: Bus) -> dict[str, Any]:
 
     VACUUM holds the write lock while it copies the file (about a second per
     100 MB); agents' writes wait on their busy timeout meanwhile.
+
+    Raises:
+        DbBusy: another writer held the lock for the whole busy timeout.
     """
 
     def size() -> int:
@@ -333,7 +337,8 @@ def vacuum(bus: Bus) -> dict[str, Any]:
     before = size()
     bus.write(sql.fts_optimize)
     conn = bus.conn()
-    conn.execute("VACUUM")
+    # VACUUM needs the write lock like any write: wait for it, then DB_BUSY.
+    retry(lambda: conn.execute("VACUUM"), bus.settings.busy_timeout_ms)
     with contextlib.suppress(sqlite3.OperationalError):
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return {"path": str(bus.path), "bytes_before": before, "bytes_after": size()}

@@ -10,6 +10,7 @@ import pytest
 
 from agent_bus import admin
 from agent_bus.bus import Bus
+from agent_bus.errors import DbBusy
 from agent_bus.search.service import fts_results
 from agent_bus.settings import load_settings
 
@@ -110,3 +111,23 @@ def test_rename_requeues_rewritten_messages_for_embedding(bus, db_path) -> None:
     for _, attempts, last_error, failed_at, next_attempt_at in rows:
         assert (attempts, last_error, failed_at) == (0, None, None)
         assert next_attempt_at >= before
+
+
+def test_vacuum_waits_for_a_writer_then_reports_db_busy(db_path, monkeypatch) -> None:
+    bus = Bus(load_settings(db=db_path, busy_timeout_ms=300))
+    try:
+        bus.topic_create("v")
+        monkeypatch.setattr(bus, "write", lambda fn: None)  # only the VACUUM step is under test
+        other = sqlite3.connect(db_path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            started = time.monotonic()
+            with pytest.raises(DbBusy):
+                admin.vacuum(bus)
+            assert time.monotonic() - started >= 0.25
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert admin.vacuum(bus)["path"] == str(db_path)
+    finally:
+        bus.close()
