@@ -88,6 +88,32 @@ class BusSettings(BaseSettings):
         description="A server starts its background indexer this long after start (cold start).",
     )
 
+    embed_service: bool = Field(
+        default=True,
+        description=(
+            "Index and embed queries in one embedding service process per database, never in "
+            "the stdio servers (false: each server indexes and embeds in-process)."
+        ),
+    )
+    embed_service_idle_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="The embedding service exits after this long with no job and no query.",
+    )
+    embed_service_check_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often a server checks whether queued jobs need an embedding service.",
+    )
+    embed_service_wait_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description=(
+            "How long a semantic search waits for a starting embedding service before it "
+            "embeds the query in its own process."
+        ),
+    )
+
     @field_validator("db", mode="after")
     @classmethod
     def _expand_db(cls, value: Path) -> Path:

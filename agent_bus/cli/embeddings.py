@@ -24,7 +24,7 @@ ModelOption = Annotated[
 
 
 def status(as_json: JsonOption = False, db: DbOption = None) -> None:
-    """Show collections, the job queue, failed jobs and which server holds the indexing lease.
+    """Show collections, the job queue, failed jobs, the lease holder and the embedding service.
 
     Examples:
 
@@ -65,6 +65,16 @@ def status(as_json: JsonOption = False, db: DbOption = None) -> None:
             f"indexer      pid {lease['pid']} on {lease['host']} ({state}, heartbeat "
             f"{ago(lease['heartbeat_at'])}, model {lease['model_id']})"
         )
+    svc = data["service"]
+    if not svc["enabled"]:
+        echo("service      off: servers index and embed in-process (AGENT_BUS_EMBED_SERVICE)")
+    elif svc["running"]:
+        echo(
+            f"service      pid {svc['pid']} on {svc['socket']} ({svc['state']}, "
+            f"{svc['queries']} queries; log {svc['log']})"
+        )
+    else:
+        echo(f"service      not running (starts on demand; socket {svc['socket']})")
     if not data["autoindex"]:
         echo("             background indexing is off (AGENT_BUS_EMBEDDINGS_AUTOINDEX=false)")
     for f in data["failures"]:

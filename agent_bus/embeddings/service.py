@@ -34,7 +34,32 @@ def status(bus: Any) -> dict[str, Any]:
     data["collection"] = collection_name(data["model"])
     data["default_model_missing"] = missing_default_modules()
     data["autoindex"] = bus.settings.embeddings_autoindex
+    data["service"] = service_status(bus.settings)
     return data
+
+
+def service_status(settings: Any) -> dict[str, Any]:
+    """The database's embedding service: enabled, socket, log, and its own status if running."""
+    from agent_bus.embeddings import client
+
+    info: dict[str, Any] = {
+        "enabled": bool(settings.embed_service) and client.supported(),
+        "socket": None,
+        "log": client.log_path(settings.db),
+        "running": False,
+        "pid": None,
+        "state": None,
+        "queries": None,
+    }
+    if not info["enabled"]:
+        return info
+    info["socket"] = client.socket_path(settings.db)
+    live = client.status(settings.db)
+    if live is not None:
+        info.update(
+            running=True, pid=live.get("pid"), state=live.get("state"), queries=live.get("queries")
+        )
+    return info
 
 
 def index(

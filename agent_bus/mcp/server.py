@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -332,9 +333,14 @@ def build_server(settings: BusSettings, bus: Bus | None = None) -> AgentBusServe
         ] = None,
     ) -> Annotated[CallToolResult, TopicJoinOutput]:
         session = _session_key(ctx)
-        if reclaim_token is None and topic_id and isinstance(agent_name, str):
-            # Re-joining in the same session needs no token.
-            reclaim_token = ids.token(session, str(topic_id), agent_name.strip())
+        if reclaim_token is None and isinstance(agent_name, str) and bool(topic_id) != bool(name):
+            # Re-joining in the same session needs no token: use the one it was given.
+            known = str(topic_id) if topic_id else None
+            if known is None and isinstance(name, str) and name.strip():
+                with contextlib.suppress(BusError):  # topic_join below reports it properly
+                    known = (await bus.run(bus.topic_resolve, name, allow_closed)).topic_id
+            if known is not None:
+                reclaim_token = ids.token(session, known, agent_name.strip())
         joined = await bus.run(
             bus.topic_join,
             agent_name,
@@ -343,10 +349,6 @@ def build_server(settings: BusSettings, bus: Bus | None = None) -> AgentBusServe
             allow_closed=allow_closed,
             reclaim_token=reclaim_token,
         )
-        if reclaim_token is None:
-            prior = ids.token(session, joined.topic.topic_id, joined.agent_name)
-            if prior is not None:  # joined by name earlier in this session
-                joined.reclaim_token = prior
         ids.remember(session, joined.topic.topic_id, joined.agent_name, joined.reclaim_token)
         t = joined.topic
         out = TopicJoinOutput(
@@ -557,35 +559,79 @@ def build_server(settings: BusSettings, bus: Bus | None = None) -> AgentBusServe
 
 
 def _background_indexing(bus: Bus, settings: BusSettings) -> Any:
-    """Lifespan: start the embedding worker a little after start, stop it at the end.
+    """Lifespan: see that queued messages get embedded — never in this process by default.
 
-    The delay keeps the worker (and, in the lease holder, numpy/onnxruntime/llm)
-    off the cold-start path; servers that live shorter than it never index.
+    With ``embed_service`` on (the default) a small asyncio task looks, every
+    ``embed_service_check_seconds``, for due jobs that no live indexing lease covers
+    (one indexed SQL probe) and then starts the database's embedding service, detached;
+    the model lives only there. With it off, the in-process `BackgroundIndexer` of old.
+    Both start ``index_start_delay_seconds`` after start, off the cold-start path.
     """
 
     @contextlib.asynccontextmanager
     async def lifespan(_server: MCPServer) -> AsyncIterator[dict[str, Any]]:
         worker: list[Any] = []
-
-        def start() -> None:
-            from agent_bus.embeddings.worker import BackgroundIndexer, available_without_import
-
-            if available_without_import(settings.embedding_model):
-                worker.append(BackgroundIndexer(bus).start())
-
+        task: asyncio.Task[None] | None = None
         handle = None
         if settings.embeddings_autoindex:
-            loop = asyncio.get_running_loop()
-            handle = loop.call_later(settings.index_start_delay_seconds, start)
+            if settings.embed_service and _service_supported():
+                task = asyncio.create_task(_watch_index_queue(bus, settings))
+            else:
+
+                def start() -> None:
+                    from agent_bus.embeddings.worker import (
+                        BackgroundIndexer,
+                        available_without_import,
+                    )
+
+                    if available_without_import(settings.embedding_model):
+                        worker.append(BackgroundIndexer(bus).start())
+
+                loop = asyncio.get_running_loop()
+                handle = loop.call_later(settings.index_start_delay_seconds, start)
         try:
             yield {}
         finally:
             if handle is not None:
                 handle.cancel()
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
             for w in worker:
                 await asyncio.to_thread(w.stop)
 
     return lifespan
+
+
+def _service_supported() -> bool:
+    from agent_bus.embeddings.client import supported
+
+    return supported()
+
+
+async def _watch_index_queue(bus: Bus, settings: BusSettings) -> None:
+    """Start the embedding service when due jobs wait and no live lease holder takes them."""
+    await asyncio.sleep(settings.index_start_delay_seconds)
+    from agent_bus.embeddings.worker import LEASE_NAME, available_without_import
+
+    if not available_without_import(settings.embedding_model):
+        return
+    from agent_bus.embeddings import client
+    from agent_bus.store import embeddings as estore
+
+    def needed(conn: Any) -> bool:
+        return estore.service_needed(conn, LEASE_NAME, time.time())
+
+    while True:
+        try:
+            if await bus.run(bus.read, needed):
+                await bus.run(client.spawn, settings)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a background check: log, look again later
+            logger.warning("embedding service check failed: %s", exc)
+        await asyncio.sleep(settings.embed_service_check_seconds)
 
 
 def _register_prompts(server: MCPServer) -> None:

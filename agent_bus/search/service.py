@@ -134,7 +134,7 @@ def semantic_hits(
             )
     index = engine.index(conn, *collection)
     try:
-        vector = embedder.embed([query])[0]
+        vector = _query_vector(embedder, query, settings)
     except Exception as exc:  # noqa: BLE001 - a model plugin may raise anything
         raise EmbeddingsUnavailable(
             f"embedding model {embedder.model_id} failed on the query: {type(exc).__name__}: {exc}",
@@ -142,6 +142,27 @@ def semantic_hits(
         ) from exc
     side.hits = index.search(vector, topic_id=topic_id, limit=limit)
     return side
+
+
+def _query_vector(embedder: Any, query: str, settings: Any) -> Any:
+    """The query's vector: from the database's embedding service when it serves this model.
+
+    The bus's background model (AGENT_BUS_EMBEDDING_MODEL or the default) is embedded by
+    the embedding service, so a stdio server never loads it; another model, a disabled or
+    unreachable service, embed in this process (logged by the client).
+    """
+    from agent_bus.embeddings.models import default_model_id
+
+    if settings is not None and embedder.model_id == default_model_id(settings.embedding_model):
+        from agent_bus.embeddings.client import ServiceError, embed_via_service
+
+        try:
+            vectors = embed_via_service(settings, embedder.model_id, [query])
+        except ServiceError as exc:
+            raise RuntimeError(exc.message) from None
+        if vectors is not None:
+            return vectors[0]
+    return embedder.embed([query])[0]
 
 
 def _excerpt(text: str) -> str:

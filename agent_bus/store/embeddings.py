@@ -171,6 +171,27 @@ def pending_count(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT COUNT(*) FROM embedding_jobs WHERE failed_at IS NULL").fetchone()[0]
 
 
+def has_due_job(conn: sqlite3.Connection, now: float) -> bool:
+    """A queued job is due (one index probe)."""
+    row = conn.execute(
+        "SELECT EXISTS(SELECT 1 FROM embedding_jobs WHERE failed_at IS NULL "
+        "AND next_attempt_at <= ?)",
+        (now,),
+    ).fetchone()
+    return bool(row[0])
+
+
+def service_needed(conn: sqlite3.Connection, name: str, now: float) -> bool:
+    """Due jobs exist and nobody holds a live indexing lease: an embedding service should run."""
+    row = conn.execute(
+        "SELECT EXISTS(SELECT 1 FROM embedding_jobs WHERE failed_at IS NULL "
+        "AND next_attempt_at <= ?) "
+        "AND NOT EXISTS(SELECT 1 FROM embedding_leases WHERE name = ? AND expires_at > ?)",
+        (now, name, now),
+    ).fetchone()
+    return bool(row[0])
+
+
 # --- lease -------------------------------------------------------------------------------------
 
 
