@@ -17,16 +17,25 @@ skipped, so an interrupted import can simply be run again.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from pydantic import ValidationError
 
-from agent_bus.bus import Bus
+from agent_bus.bus import (
+    MAX_AGENT_NAME,
+    MAX_CLIENT_MESSAGE_ID,
+    MAX_MESSAGE_TYPE,
+    Bus,
+    check_metadata,
+    check_name,
+    check_text,
+)
 from agent_bus.errors import InvalidArgument
 from agent_bus.models import Message, Topic
 from agent_bus.store import admin as sql
@@ -38,6 +47,7 @@ FORMATS = ("md", "json", "jsonl")
 FORMAT_ALIASES = {"markdown": "md", "ndjson": "jsonl"}
 PAGE = 1000  # messages per read transaction
 IMPORT_BATCH = 500  # messages per write transaction: keeps the write lock short
+MAX_MESSAGE_ID = 128
 
 Progress = Callable[[int], None]
 
@@ -273,28 +283,80 @@ def read_export(path: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]
     return topic, messages
 
 
-def _parse_messages(raw: list[dict[str, Any]], source: str) -> list[Message]:
+def _parse_messages(raw: list[dict[str, Any]], source: str) -> list[tuple[str, Message]]:
+    """(where, message) pairs in seq order; ``where`` names the file and line of the record."""
     out = []
     for i, record in enumerate(raw):
         where = f"{source}:{record.get('_line', i + 1)}"
         fields = {k: v for k, v in record.items() if k not in ("kind", "_line")}
+        seq = fields.get("seq")
+        # Checked on the raw value: the model would accept "3", 3.0 or true.
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+            raise InvalidArgument(
+                f"{where}: bad message record: seq: must be an integer >= 1 (got {seq!r})",
+                field="file",
+            )
         try:
-            out.append(Message.model_validate(fields))
+            out.append((where, Message.model_validate(fields)))
         except ValidationError as exc:
             err = exc.errors()[0]
             loc = ".".join(str(p) for p in err["loc"]) or "message"
             raise InvalidArgument(
                 f"{where}: bad message record: {loc}: {err['msg']}", field="file"
             ) from None
-    return sorted(out, key=lambda m: m.seq)
+    return sorted(out, key=lambda pair: pair[1].seq)
+
+
+def check_imported_message(message: Message, where: str, max_chars: int) -> Message:
+    """Apply the checks the bus applies to an outbox item to one imported message.
+
+    Names are trimmed as ``check_outbox`` trims them; returns the cleaned message.
+
+    Raises:
+        InvalidArgument: naming ``where`` (file and line) and the field.
+    """
+    m = message
+    try:
+        message_id = check_name(m.message_id, "message_id", MAX_MESSAGE_ID)
+        sender = check_name(m.sender, "sender", MAX_AGENT_NAME)
+        message_type = check_name(m.message_type, "message_type", MAX_MESSAGE_TYPE)
+        content = check_text(m.content_markdown, "content_markdown")
+        if len(content) > max_chars:
+            raise InvalidArgument(
+                f"content_markdown exceeds max length ({max_chars} characters, got {len(content)})",
+                field="content_markdown",
+            )
+        reply_to = None if m.reply_to is None else check_text(m.reply_to, "reply_to").strip()
+        metadata = check_metadata(m.metadata, "metadata", max_chars)
+        cmid = m.client_message_id
+        if cmid is not None:
+            cmid = check_name(cmid, "client_message_id", MAX_CLIENT_MESSAGE_ID)
+        if not math.isfinite(m.created_at):
+            raise InvalidArgument("created_at must be a finite number", field="created_at")
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"{where}: bad message record: {exc.message}", field="file") from None
+    return m.model_copy(
+        update={
+            "message_id": message_id,
+            "sender": sender,
+            "message_type": message_type,
+            "reply_to": reply_to,
+            "metadata": metadata,
+            "client_message_id": cmid,
+        }
+    )
 
 
 @dataclass
 class ExportFile:
-    """A parsed export: its topic (None for a bare list of messages) and messages by seq."""
+    """A parsed export: its topic (None for a bare list of messages) and messages by seq.
+
+    ``sources`` names each message's file and line (same order), for error messages.
+    """
 
     topic: Topic | None
     messages: list[Message]
+    sources: list[str] = field(default_factory=list)
 
 
 def load_export(path: Path) -> ExportFile:
@@ -304,7 +366,7 @@ def load_export(path: Path) -> ExportFile:
         InvalidArgument: unreadable or malformed file (the message names the line).
     """
     topic_fields, raw = read_export(path)
-    messages = _parse_messages(raw, str(path))
+    pairs = _parse_messages(raw, str(path))
     topic = None
     if topic_fields is not None:
         try:
@@ -317,7 +379,7 @@ def load_export(path: Path) -> ExportFile:
                 f"{path}: bad topic record: {'.'.join(map(str, err['loc']))}: {err['msg']}",
                 field="file",
             ) from None
-    return ExportFile(topic, messages)
+    return ExportFile(topic, [m for _, m in pairs], [w for w, _ in pairs])
 
 
 def import_jsonl(
@@ -334,8 +396,12 @@ def import_jsonl(
     their id and, where free, their seq; a seq already taken by another
     message is moved to the end of the topic (counted in ``renumbered``).
 
+    Every message is checked (`check_imported_message`) before anything is
+    written: one bad record imports nothing from the file.
+
     Raises:
-        InvalidArgument: unreadable or malformed file, or no topic to import into.
+        InvalidArgument: unreadable or malformed file, an invalid message record
+            (the message names its line and field), or no topic to import into.
     """
     loaded = path if isinstance(path, ExportFile) else load_export(path)
     topic = into or loaded.topic
@@ -343,7 +409,14 @@ def import_jsonl(
         raise InvalidArgument(
             "the export has no topic record; pass --into TOPIC to choose one", field="file"
         )
-    return import_messages(bus, topic, loaded.messages, create=into is None, progress=progress)
+    return import_messages(
+        bus,
+        topic,
+        loaded.messages,
+        create=into is None,
+        progress=progress,
+        sources=loaded.sources or None,
+    )
 
 
 def import_messages(
@@ -353,9 +426,27 @@ def import_messages(
     *,
     create: bool = True,
     progress: Progress | None = None,
+    sources: list[str] | None = None,
 ) -> ImportReport:
-    """Insert ``messages`` into ``topic`` in short batches (idempotent by message id)."""
+    """Insert ``messages`` into ``topic`` in short batches.
+
+    All messages are validated first (``sources`` names each one's line for
+    errors), so an invalid one imports nothing. Idempotent: a message whose id
+    is already in the database, or whose ``(sender, client_message_id)`` is
+    already used in the topic (an idempotent send recorded under another id),
+    counts as already present (``skipped``).
+
+    Raises:
+        InvalidArgument: an invalid message, or no such topic and ``create`` is false.
+    """
     target = topic.topic_id
+    max_chars = bus.settings.max_message_chars
+    messages = [
+        check_imported_message(
+            m, sources[i] if sources is not None else f"messages[{i}]", max_chars
+        )
+        for i, m in enumerate(messages)
+    ]
 
     def ensure_topic(conn: Any) -> tuple[Topic, bool]:
         existing = queries.get_topic(conn, target)
@@ -371,7 +462,18 @@ def import_messages(
     def batch_tx(batch: list[Message]) -> Callable[[Any], tuple[int, int, int]]:
         def tx(conn: Any) -> tuple[int, int, int]:
             known = sql.existing_message_ids(conn, [m.message_id for m in batch])
-            fresh = [m for m in batch if m.message_id not in known]
+            fresh = []
+            keys: set[tuple[str, str]] = set()
+            for m in batch:
+                if m.message_id in known:
+                    continue
+                if m.client_message_id is not None:
+                    key = (m.sender, m.client_message_id)
+                    if key in keys or queries.message_by_client_id(conn, target, *key):
+                        continue  # this idempotent send is already in the topic
+                    keys.add(key)
+                known.add(m.message_id)  # a repeated id later in the file is a duplicate too
+                fresh.append(m)
             taken = sql.used_seqs(conn, target, [m.seq for m in fresh])
             top = max(queries.last_seq(conn, target), sql.max_seq(conn, target))
             # Messages of another topic (--into) are appended in order; a restore keeps seqs.

@@ -189,3 +189,86 @@ def test_delete_without_yes_and_without_a_terminal_deletes_nothing(bus, db_path)
     result = runner.invoke(app, ["topics", "delete", tid, "--db", str(db_path)])
     assert result.exit_code == 1 and "--yes" in result.stderr
     assert len(bus.messages(tid)) == 1
+
+
+def _export_lines(bus: Bus, tmp_path: Path, n: int = 3) -> tuple[str, list[dict]]:
+    tid = fill(bus, n=n)
+    records = [
+        json.loads(line)
+        for line in export.export_text(bus, bus.get_topic(tid), "jsonl").splitlines()
+    ]
+    return tid, records
+
+
+def _write(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("seq", 0, "seq: must be an integer >= 1"),
+        ("seq", -4, "seq: must be an integer >= 1"),
+        ("seq", "2", "seq: must be an integer >= 1"),
+        ("seq", True, "seq: must be an integer >= 1"),
+        ("sender", "", "sender must be a non-empty string"),
+        ("sender", "eve\x1b[2J", "sender must not contain control characters"),
+        ("sender", "x" * 65, "sender must be <= 64 characters"),
+        ("message_type", "t\x07x", "message_type must not contain control characters"),
+        ("message_type", "t" * 33, "message_type must be <= 32 characters"),
+        ("content_markdown", "  ", "content_markdown must be a non-empty string"),
+        ("content_markdown", "a\x00b", "content_markdown must not contain NUL"),
+        ("content_markdown", "x" * 101, "content_markdown exceeds max length (100"),
+        ("metadata", {"big": "x" * 200}, "metadata is too large"),
+        ("client_message_id", "", "client_message_id must be a non-empty string"),
+        ("message_id", " ", "message_id must be a non-empty string"),
+    ],
+)
+def test_import_rejects_an_invalid_record_naming_its_line_and_imports_nothing(
+    bus, other_db, tmp_path, field, value, words
+) -> None:
+    _, records = _export_lines(bus, tmp_path)
+    records[2][field] = value  # line 3: the second message
+    path = _write(tmp_path / "bad.jsonl", records)
+    result = runner.invoke(
+        app,
+        ["import", str(path), "--db", str(other_db)],
+        env={"AGENT_BUS_MAX_MESSAGE_CHARS": "100"},
+    )
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: INVALID_ARGUMENT: {path}:3: bad message record: "), line
+    assert words in line
+    if other_db.exists():  # nothing from the file, not even the topic
+        with sqlite3.connect(other_db) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 0
+            assert conn.execute("SELECT COUNT(*) FROM topics").fetchone()[0] == 0
+
+
+def test_import_counts_a_reused_client_message_id_under_a_new_id_as_present(
+    bus, db_path, tmp_path
+) -> None:
+    tid, records = _export_lines(bus, tmp_path, n=3)
+    # Message #2 (bob, client_message_id "c1") re-sent under a new id, with a new seq.
+    again = dict(records[2], message_id="fresh0000001", seq=9)
+    twice = dict(records[3], message_id="fresh0000002", seq=10)  # #3 has no key: imported
+    path = _write(tmp_path / "again.jsonl", [records[0], again, twice, dict(twice)])
+    report = json.loads(ok(db_path, "import", str(path), "--json"))
+    assert (report["imported"], report["skipped"]) == (1, 2)
+    assert [(m.seq, m.client_message_id) for m in bus.messages(tid)] == [
+        (1, None),
+        (2, "c1"),
+        (3, None),
+        (10, None),
+    ]
+
+
+def test_import_of_two_records_sharing_a_client_message_id_keeps_the_first(
+    bus, other_db, tmp_path
+) -> None:
+    _, records = _export_lines(bus, tmp_path, n=2)
+    copy = dict(records[2], message_id="fresh0000003", seq=3)
+    path = _write(tmp_path / "dup.jsonl", [*records, copy])
+    report = json.loads(ok(other_db, "import", str(path), "--json"))
+    assert (report["imported"], report["skipped"]) == (2, 1)
