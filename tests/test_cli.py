@@ -380,3 +380,66 @@ def test_skills_install_into_a_project_and_mcp_config_prints_the_client_snippet(
 def test_web_refuses_a_public_address_without_allow_remote(db_path) -> None:
     line = fails(db_path, "web", "--host", "0.0.0.0", "--no-open", code="INVALID_ARGUMENT")
     assert "--allow-remote" in line
+
+
+HOSTILE = "a\x1b]0;pwned\x07b\x1b[2Jc\x9b31md\re\x08f\tg\nh"
+
+
+@pytest.fixture
+def hostile(bus, db_path) -> str:
+    """A topic whose name, sender and body carry escape sequences (written past the checks)."""
+    topic, _ = bus.topic_create("esc")
+    post(bus, topic.topic_id, "mallory", "hostile " + HOSTILE)
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("UPDATE messages SET sender = ?", ("mal\x1b[31mlory",))
+        conn.execute("UPDATE topics SET name = ?", ("esc\x1b]0;t\x07",))
+    return topic.topic_id
+
+
+@pytest.fixture
+def tty(monkeypatch):
+    import agent_bus.cli._common as common
+    import agent_bus.cli._render as render
+    import agent_bus.cli.search as search
+    import agent_bus.cli.topics as topics
+
+    for module in (common, render, search, topics):
+        monkeypatch.setattr(module, "is_tty", lambda: True)
+
+
+def _no_controls(out: str) -> None:
+    assert not any(c in out for c in "\x1b\x07\x9b\r\x08"), repr(out)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("topics", "show", "{tid}", "--raw"),
+        ("topics", "show", "{tid}"),
+        ("topics", "watch", "{tid}", "-n", "5"),
+        ("topics", "watch", "{tid}", "-n", "5", "--brief"),
+        ("topics", "list"),
+        ("search", "hostile", "--mode", "fts", "--content"),
+        ("search", "hostile", "--mode", "fts"),
+        ("send", "{tid}", "--as", "eve", "reply"),
+    ],
+)
+def test_terminal_output_drops_control_characters_from_stored_text(
+    hostile, db_path, tty, args
+) -> None:
+    out = ok(db_path, *(a.format(tid=hostile) for a in args))
+    _no_controls(out)
+    assert "esc" in out or "hostile" in out  # the topic name or the body
+
+
+def test_raw_show_keeps_newlines_and_tabs_on_a_terminal(hostile, db_path, tty) -> None:
+    out = ok(db_path, "topics", "show", hostile, "--raw")
+    assert "hostile a]0;pwnedb[2Jc31mdef\tg\nh" in out and "mal[31mlory" in out
+
+
+def test_pipes_and_json_get_stored_text_unchanged(hostile, db_path) -> None:
+    out = ok(db_path, "topics", "show", hostile, "--raw")
+    # click itself drops CSI colour sequences on a pipe; everything else stays as stored
+    assert "a\x1b]0;pwned\x07bc\x9b31md\re\x08f\tg\nh" in out
+    (m,) = json.loads(ok(db_path, "topics", "show", hostile, "--json"))["messages"]
+    assert m["content_markdown"] == "hostile " + HOSTILE and m["sender"] == "mal\x1b[31mlory"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -78,8 +79,27 @@ def console():  # noqa: ANN201 - rich.console.Console, imported lazily
     return Console(highlight=False)
 
 
+# C0 and C1 control characters except newline and tab: ESC and CSI start escape sequences
+# (colours, cursor moves, window titles, OSC 52 clipboard writes), BEL rings, CR overwrites.
+_CONTROL_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def strip_controls(text: str) -> str:
+    """``text`` without C0/C1 control characters, keeping ``\\n`` and ``\\t``."""
+    return _CONTROL_CHARS.sub("", text)
+
+
+def for_terminal(text: str) -> str:
+    """Text from the database made safe to print: control characters dropped on a terminal.
+
+    Pipes and files get the text unchanged (the data stays intact); ``--json`` never
+    comes through here.
+    """
+    return strip_controls(text) if is_tty() else text
+
+
 def echo(text: str = "") -> None:
-    typer.echo(text)
+    typer.echo(for_terminal(text))
 
 
 def note(text: str) -> None:

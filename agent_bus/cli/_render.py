@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import typer
 
-from agent_bus.cli._common import clock, console, is_tty
+from agent_bus.cli._common import clock, console, is_tty, strip_controls
 from agent_bus.models import Message
 
 SENDER_STYLES = ("cyan", "magenta", "green", "yellow", "blue", "red")
@@ -18,7 +18,10 @@ class MessagePrinter:
 
     def __init__(self, *, raw: bool = False, as_json: bool = False, brief: bool = False) -> None:
         self.as_json = as_json
-        self.rich = is_tty() and not raw and not as_json
+        tty = is_tty()
+        self.rich = tty and not raw and not as_json
+        # Bodies and names may hold escape sequences: never let them reach a terminal.
+        self.sanitize = tty and not as_json
         self.brief = brief
         self._styles: dict[str, str] = {}
         self._seq_of: dict[str, int] = {}
@@ -44,6 +47,8 @@ class MessagePrinter:
         if self.as_json:
             typer.echo(json.dumps(m.model_dump(mode="json"), ensure_ascii=False))
             return
+        if self.sanitize:
+            m = _safe(m)
         if self._console is not None:
             self._print_rich(m)
             return
@@ -80,3 +85,15 @@ class MessagePrinter:
     def print_all(self, messages: Iterable[Message]) -> None:
         for m in messages:
             self.print(m)
+
+
+def _safe(m: Message) -> Message:
+    """The message with control characters removed from every printed text field."""
+    return m.model_copy(
+        update={
+            "sender": strip_controls(m.sender),
+            "message_type": strip_controls(m.message_type),
+            "content_markdown": strip_controls(m.content_markdown),
+            "reply_to": None if m.reply_to is None else strip_controls(m.reply_to),
+        }
+    )

@@ -15,6 +15,7 @@ from agent_bus.cli._common import (
     dump,
     echo,
     emit_json,
+    for_terminal,
     is_tty,
     note,
     open_bus,
@@ -91,6 +92,7 @@ def search(
     for r in results:
         head = f"{r.topic_name} #{r.seq} · {r.sender} · {ago(r.created_at)}  ({r.message_id})"
         body = (r.content_markdown if content and r.content_markdown else r.snippet).strip()
+        head, body = for_terminal(head), for_terminal(body)
         if out is not None:
             from rich.markup import escape
 

@@ -19,6 +19,7 @@ from agent_bus.cli._common import (
     dump,
     echo,
     emit_json,
+    for_terminal,
     is_tty,
     note,
     open_bus,
@@ -90,7 +91,7 @@ def list_topics(
             table.add_column(h, justify="right" if i in (3, 4) else "left")
         for t, row in zip(topics, rows_txt, strict=True):
             style = "dim" if t.status == "closed" else None
-            table.add_row(*(Text(c) for c in row), style=style)
+            table.add_row(*(Text(for_terminal(c)) for c in row), style=style)
         console().print(table)
     else:
         echo(plain_table(headers, rows_txt, right={3, 4}))
@@ -136,7 +137,7 @@ def show(
     if printer.rich:
         from rich.markup import escape
 
-        console().rule(f"[bold]{escape(t.name)}[/] · {t.topic_id} · {t.status}")
+        console().rule(f"[bold]{escape(for_terminal(t.name))}[/] · {t.topic_id} · {t.status}")
     else:
         echo(f"# {topic_label(t)}")
         echo("")
