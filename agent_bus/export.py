@@ -31,6 +31,7 @@ from agent_bus.bus import (
     MAX_AGENT_NAME,
     MAX_CLIENT_MESSAGE_ID,
     MAX_MESSAGE_TYPE,
+    MAX_TOPIC_NAME,
     Bus,
     check_metadata,
     check_name,
@@ -378,6 +379,17 @@ def load_export(path: Path) -> ExportFile:
             raise InvalidArgument(
                 f"{path}: bad topic record: {'.'.join(map(str, err['loc']))}: {err['msg']}",
                 field="file",
+            ) from None
+        try:
+            topic = topic.model_copy(
+                update={
+                    "topic_id": check_name(topic.topic_id, "topic_id", MAX_MESSAGE_ID),
+                    "name": check_name(topic.name, "name", MAX_TOPIC_NAME),
+                }
+            )
+        except InvalidArgument as exc:
+            raise InvalidArgument(
+                f"{path}: bad topic record: {exc.message}", field="file"
             ) from None
     return ExportFile(topic, [m for _, m in pairs], [w for w, _ in pairs])
 

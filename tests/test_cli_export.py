@@ -272,3 +272,19 @@ def test_import_of_two_records_sharing_a_client_message_id_keeps_the_first(
     path = _write(tmp_path / "dup.jsonl", [*records, copy])
     report = json.loads(ok(other_db, "import", str(path), "--json"))
     assert (report["imported"], report["skipped"]) == (2, 1)
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [("", "name must be a non-empty string"), ("t\x1b]0;x\x07", "name must not contain control")],
+)
+def test_import_rejects_a_topic_record_with_an_invalid_name(
+    bus, other_db, tmp_path, value, words
+) -> None:
+    _, records = _export_lines(bus, tmp_path)
+    records[0]["name"] = value
+    path = _write(tmp_path / "bad.jsonl", records)
+    result = runner.invoke(app, ["import", str(path), "--db", str(other_db)])
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: INVALID_ARGUMENT: {path}: bad topic record: {words}"), line
