@@ -237,6 +237,16 @@ async def test_unknown_topic_is_404_as_page_and_as_json(ds):
         assert response.json()["error"]["code"] == "TOPIC_NOT_FOUND"
 
 
+async def test_error_json_message_does_not_repeat_the_code(ds, data):
+    for path in (
+        "topics/no-such-topic.json",
+        "topics/no-such-topic/poll.json",
+        f"topics/{data['review'].topic_id}.json?before=abc",
+    ):
+        error = (await ds.client.get(f"{ROOT}/{path}")).json()["error"]
+        assert error["message"] and not error["message"].startswith(error["code"]), error
+
+
 async def test_unknown_database_and_message_are_404(ds):
     assert (await ds.client.get("/-/agent-bus/nope")).status_code == 404
     assert (await ds.client.get("/-/agent-bus/nope.json")).json()["error"]["code"] == "NOT_FOUND"

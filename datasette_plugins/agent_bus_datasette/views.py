@@ -74,7 +74,7 @@ def json_response(datasette: Any, data: Any, status: int = 200) -> Response:
 
 def error_json(datasette: Any, exc: BusError, status: int) -> Response:
     return json_response(
-        datasette, {"error": {"code": exc.code, "message": str(exc)}}, status=status
+        datasette, {"error": {"code": exc.code, "message": exc.message}}, status=status
     )
 
 
@@ -409,19 +409,7 @@ async def thread(datasette: Any, request: Any) -> Response:
                 "senders": data["senders"],
             },
         )
-    window = {m.seq for m in msgs}
-    views = [
-        message_view(
-            datasette,
-            db,
-            m,
-            parents=data["parents"],
-            replies=data["replies"],
-            window=window,
-            now=data["now"],
-        )
-        for m in msgs
-    ]
+    views = message_views(datasette, db, msgs, data)
     sidebar = await bus.run(_sidebar, bus)
     now = data["now"]
     return await page(
@@ -471,6 +459,28 @@ async def thread(datasette: Any, request: Any) -> Response:
     )
 
 
+def message_views(
+    datasette: Any, db: BusDatabase, msgs: list[Message], data: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Template views of a window of messages (thread page and poll share it).
+
+    ``data`` is what ``_decorate`` returned: reply links, replies and the time.
+    """
+    window = {m.seq for m in msgs}
+    return [
+        message_view(
+            datasette,
+            db,
+            m,
+            parents=data["parents"],
+            replies=data["replies"],
+            window=window,
+            now=data["now"],
+        )
+        for m in msgs
+    ]
+
+
 def _poll(bus: Any, topic_id: str, after: int, limit: int) -> dict[str, Any]:
     topic = bus.get_topic(topic_id)
     msgs = bus.messages(topic_id, after_seq=after, limit=limit)
@@ -498,19 +508,7 @@ async def poll(datasette: Any, request: Any) -> Response:
         await bus.wait_for_messages(topic.topic_id, after, wait)
     data = await bus.run(_poll, bus, topic.topic_id, after, limit)
     msgs: list[Message] = data["messages"]
-    window = {m.seq for m in msgs}
-    views = [
-        message_view(
-            datasette,
-            db,
-            m,
-            parents=data["parents"],
-            replies=data["replies"],
-            window=window,
-            now=data["now"],
-        )
-        for m in msgs
-    ]
+    views = message_views(datasette, db, msgs, data)
     html = ""
     if views:
         html = await datasette.render_template(
