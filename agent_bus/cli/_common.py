@@ -11,7 +11,6 @@ import contextlib
 import json
 import re
 import sys
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +23,7 @@ from agent_bus.bus import Bus
 from agent_bus.errors import BusError
 from agent_bus.models import Topic
 from agent_bus.settings import BusSettings, load_settings
+from agent_bus.timefmt import ago as ago
 
 DbOption = Annotated[
     Path | None,
@@ -118,22 +118,6 @@ def dump(model: Any) -> Any:
     if hasattr(model, "model_dump"):
         return model.model_dump(mode="json")
     return model
-
-
-def ago(ts: float | None, now: float | None = None) -> str:
-    """'just now', '5m ago', '3h ago', '2d ago', or a date for older times."""
-    if ts is None:
-        return "-"
-    delta = max(0.0, (now or time.time()) - ts)
-    if delta < 45:
-        return "just now"
-    if delta < 3600:
-        return f"{int(delta // 60) or 1}m ago"
-    if delta < 86400:
-        return f"{int(delta // 3600)}h ago"
-    if delta < 30 * 86400:
-        return f"{int(delta // 86400)}d ago"
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d")
 
 
 def clock(ts: float) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import html
 import re
-import time
 from datetime import datetime
 
 import nh3
@@ -22,6 +21,8 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
+
+from agent_bus.timefmt import ago as ago
 
 ALLOWED_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "code", "del", "details", "div", "em", "h1", "h2",
@@ -122,20 +123,6 @@ def iso_time(ts: float | None) -> str:
     if ts is None:
         return ""
     return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
-
-
-def ago(ts: float | None, now: float | None = None) -> str:
-    """A short relative time: "just now", "5m ago", "3h ago", "2d ago"."""
-    if ts is None:
-        return "never"
-    delta = max(0.0, (now or time.time()) - ts)
-    if delta < 45:
-        return "just now"
-    if delta < 3600:
-        return f"{int(delta // 60) or 1}m ago"
-    if delta < 86400:
-        return f"{int(delta // 3600)}h ago"
-    return f"{int(delta // 86400)}d ago"
 
 
 def initials(name: str) -> str:

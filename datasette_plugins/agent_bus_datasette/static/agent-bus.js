@@ -4,12 +4,16 @@
 (function () {
   "use strict";
 
+  // Same rules as agent_bus/timefmt.py (ago), which renders the first text.
   function ago(ts) {
     var d = Math.max(0, Date.now() / 1000 - ts);
     if (d < 45) return "just now";
     if (d < 3600) return (Math.floor(d / 60) || 1) + "m ago";
     if (d < 86400) return Math.floor(d / 3600) + "h ago";
-    return Math.floor(d / 86400) + "d ago";
+    if (d < 30 * 86400) return Math.floor(d / 86400) + "d ago";
+    var t = new Date(ts * 1000);
+    var pad = function (n) { return (n < 10 ? "0" : "") + n; };
+    return t.getFullYear() + "-" + pad(t.getMonth() + 1) + "-" + pad(t.getDate());
   }
 
   function refreshTimes() {
