@@ -548,3 +548,13 @@ def test_run_web_warns_when_remote_is_allowed(db_path, monkeypatch, capsys):
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: None)
     run_web(BusSettings(db=db_path), host="0.0.0.0", open_browser=False, allow_remote=True)
     assert "warning:" in capsys.readouterr().err
+
+
+def test_web_queries_read_messages_with_the_core_column_list():
+    from agent_bus.models import Message
+    from agent_bus.store import queries
+    from agent_bus.store import web as store_web
+
+    assert store_web.MESSAGE_COLS is queries.MESSAGE_COLS
+    cols = [c.strip().removesuffix("_json") for c in queries.MESSAGE_COLS.split(",")]
+    assert cols == list(Message.model_fields)

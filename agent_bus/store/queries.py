@@ -13,7 +13,8 @@ from typing import Any
 from agent_bus.models import Cursor, Message, Topic, TopicSummary
 
 _TOPIC_COLS = "topic_id, name, status, created_at, closed_at, close_reason, metadata_json"
-_MESSAGE_COLS = (
+# The columns `message_from_row` reads, in order (also used by ``store.web``).
+MESSAGE_COLS = (
     "message_id, topic_id, seq, sender, message_type, reply_to, content_markdown, "
     "metadata_json, client_message_id, created_at"
 )
@@ -271,7 +272,7 @@ def message_by_client_id(
     conn: sqlite3.Connection, topic_id: str, sender: str, client_message_id: str
 ) -> Message | None:
     row = conn.execute(
-        f"SELECT {_MESSAGE_COLS} FROM messages "
+        f"SELECT {MESSAGE_COLS} FROM messages "
         "WHERE topic_id = ? AND sender = ? AND client_message_id = ?",
         (topic_id, sender, client_message_id),
     ).fetchone()
@@ -280,7 +281,7 @@ def message_by_client_id(
 
 def get_message(conn: sqlite3.Connection, message_id: str) -> Message | None:
     row = conn.execute(
-        f"SELECT {_MESSAGE_COLS} FROM messages WHERE message_id = ?", (message_id,)
+        f"SELECT {MESSAGE_COLS} FROM messages WHERE message_id = ?", (message_id,)
     ).fetchone()
     return None if row is None else message_from_row(row)
 
@@ -294,7 +295,7 @@ def message_in_topic(conn: sqlite3.Connection, topic_id: str, message_id: str) -
 
 def insert_message(conn: sqlite3.Connection, m: Message) -> None:
     conn.execute(
-        f"INSERT INTO messages({_MESSAGE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO messages({MESSAGE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             m.message_id,
             m.topic_id,
@@ -318,7 +319,7 @@ def messages_after(
     exclude_sender: str | None = None,
     limit: int,
 ) -> list[Message]:
-    sql = f"SELECT {_MESSAGE_COLS} FROM messages WHERE topic_id = ? AND seq > ?"
+    sql = f"SELECT {MESSAGE_COLS} FROM messages WHERE topic_id = ? AND seq > ?"
     params: list[Any] = [topic_id, after_seq]
     if exclude_sender is not None:
         sql += " AND sender <> ?"
@@ -348,7 +349,7 @@ def messages_range(
     limit: int | None = None,
     newest_first: bool = False,
 ) -> list[Message]:
-    sql = f"SELECT {_MESSAGE_COLS} FROM messages WHERE topic_id = ? AND seq > ?"
+    sql = f"SELECT {MESSAGE_COLS} FROM messages WHERE topic_id = ? AND seq > ?"
     params: list[Any] = [topic_id, after_seq]
     if before_seq is not None:
         sql += " AND seq < ?"

@@ -12,12 +12,7 @@ import sqlite3
 from typing import Any
 
 from agent_bus.models import Message
-from agent_bus.store.queries import message_from_row
-
-_MESSAGE_COLS = (
-    "message_id, topic_id, seq, sender, message_type, reply_to, content_markdown, "
-    "metadata_json, client_message_id, created_at"
-)
+from agent_bus.store.queries import MESSAGE_COLS, message_from_row
 
 # Canned queries offered in Datasette (read-only SQL; ":name" are Datasette parameters).
 OPEN_QUESTIONS_SQL = """\
@@ -90,8 +85,7 @@ def messages_by_ids(conn: sqlite3.Connection, message_ids: list[str]) -> dict[st
     if not message_ids:
         return {}
     rows = conn.execute(
-        f"SELECT {_MESSAGE_COLS} FROM messages "
-        "WHERE message_id IN (SELECT value FROM json_each(?))",
+        f"SELECT {MESSAGE_COLS} FROM messages WHERE message_id IN (SELECT value FROM json_each(?))",
         (json.dumps(message_ids),),
     ).fetchall()
     return {r["message_id"]: message_from_row(r) for r in rows}
