@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,28 @@ from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+QUIET_EMBEDDINGS = {
+    "AGENT_BUS_EMBEDDINGS_AUTOINDEX": "0",
+    "AGENT_BUS_EMBED_SERVICE_IDLE_SECONDS": "5",
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_stray_embedding_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Stop embedding services that tests' servers started (they are detached on purpose)."""
+    yield
+    base = str(tmp_path_factory.getbasetemp())
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        args = [a.decode(errors="replace") for a in cmdline]
+        if "agent_bus.embeddings.daemon" in args and any(a.startswith(base) for a in args):
+            with contextlib.suppress(OSError):
+                os.kill(int(proc.name), signal.SIGTERM)
 
 
 @pytest.fixture
@@ -27,6 +50,10 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for key in list(os.environ):
         if key.startswith("AGENT_BUS_"):
             monkeypatch.delenv(key)
+    # Servers only spawn an embedding service where a test asks for one (and it never
+    # outlives the test run by long).
+    for key, value in QUIET_EMBEDDINGS.items():
+        monkeypatch.setenv(key, value)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("LLM_USER_PATH", str(tmp_path / "llm"))
     (tmp_path / "home").mkdir(exist_ok=True)
@@ -38,7 +65,7 @@ def db_path(tmp_path: Path) -> Path:
 
 
 def server_params(db: Path, **env: str) -> StdioServerParameters:
-    full = {"AGENT_BUS_DB": str(db), "HOME": os.environ.get("HOME", "/tmp")}
+    full = {"AGENT_BUS_DB": str(db), "HOME": os.environ.get("HOME", "/tmp"), **QUIET_EMBEDDINGS}
     full.update(env)
     return StdioServerParameters(command=sys.executable, args=["-m", "agent_bus"], env=full)
 
