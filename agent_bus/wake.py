@@ -53,6 +53,21 @@ def _open_inotify(directory: Path) -> int | None:
         return None
 
 
+async def _wait_event(event: asyncio.Event, timeout: float) -> bool:
+    """Wait for ``event`` up to ``timeout`` seconds; True if it was set.
+
+    ``asyncio.timeout`` rather than ``asyncio.wait_for``: on Python 3.11 the latter can
+    swallow a cancellation that arrives as the event fires, and a cancelled long-poll
+    (client cancel, Ctrl-C) must always end.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            await event.wait()
+        return True
+    except TimeoutError:
+        return False
+
+
 class ChangeWatcher:
     """Wakes this process's waiters when the database changes."""
 
@@ -90,8 +105,7 @@ class ChangeWatcher:
                     return False
                 assert self._changed is not None
                 event = self._changed
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event.wait(), remaining)
+                await _wait_event(event, remaining)
             return True
         finally:
             self._waiters -= 1
@@ -153,10 +167,7 @@ class ChangeWatcher:
         burst: list[float] = []
         try:
             while self._waiters > 0:
-                poked = False
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._poke.wait(), burst.pop(0) if burst else idle)
-                    poked = True
+                poked = await _wait_event(self._poke, burst.pop(0) if burst else idle)
                 self._poke.clear()
                 if self._check():
                     burst = []
