@@ -226,3 +226,23 @@ async def test_messages_search_tool_notes_the_fts_fallback_in_its_text(db_path, 
         assert failed.is_error
         assert failed.structured_content["error"]["code"] == "EMBEDDINGS_UNAVAILABLE"
     bus.close()
+
+
+def test_full_text_counts_fully_for_identifier_queries_and_less_for_plain_words():
+    from agent_bus.search.hybrid import PROSE_FTS_WEIGHT, fts_weight, rrf
+
+    for query in (
+        "retry_backoff_ms",
+        "src/store/schema.py",
+        "ERR_DB_LOCKED",
+        "`sync`",
+        "getUserById",
+        "--no-open",
+        "issue 482",
+        "v2.8 release",
+    ):
+        assert fts_weight(query) == 1.0, query
+    for query in ("how long do we pause between attempts", "who decided about the database"):
+        assert fts_weight(query) == PROSE_FTS_WEIGHT, query
+    fused = rrf([["a", "b"], ["b", "c"]], weights=(0.25, 1.0))
+    assert [doc for doc, _ in fused] == ["b", "c", "a"]

@@ -17,7 +17,7 @@ from agent_bus.embeddings import DEFAULT_MODEL_ID, collection_name
 from agent_bus.errors import EmbeddingsUnavailable
 from agent_bus.models import SearchResult, Warning
 from agent_bus.search import fts
-from agent_bus.search.hybrid import FUSION_DEPTH, rrf
+from agent_bus.search.hybrid import FUSION_DEPTH, fts_weight, rrf
 from agent_bus.store import embeddings as estore
 from agent_bus.store import queries
 
@@ -272,7 +272,10 @@ def search(
     fts_ranked = (
         estore.fts_ranking(conn, match, topic_id=topic_id, limit=FUSION_DEPTH) if match else []
     )
-    fused = rrf([[mid for mid, _ in fts_ranked], [h.message_id for h in side.hits]])
+    fused = rrf(
+        [[mid for mid, _ in fts_ranked], [h.message_id for h in side.hits]],
+        weights=(fts_weight(query), 1.0),
+    )
     top = fused[:limit]
     in_fts = {mid for mid, _ in fts_ranked}
     hit_of = {h.message_id: h for h in side.hits}
