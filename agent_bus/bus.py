@@ -353,11 +353,15 @@ class Bus:
         return self.write(tx)
 
     def resolve_ref(self, ref: str) -> Topic:
-        """A topic by id, id prefix or name (newest open of that name) for humans' tools.
+        """A topic by id, id prefix or name for humans' tools.
+
+        A name means the newest open topic of that name; with none open, the one closed
+        topic of that name.
 
         Raises:
             TopicNotFound: nothing matches.
-            TopicAmbiguous: several topics match and none is clearly meant.
+            TopicAmbiguous: only closed topics have that name and there are several, or an
+                id prefix matches several topics.
         """
         ref = check_text(ref, "topic").strip()
 
@@ -365,10 +369,12 @@ class Bus:
             topic = queries.get_topic(conn, ref)
             if topic is not None:
                 return topic
-            named = queries.topics_named(conn, ref)
+            named = queries.topics_named(conn, ref)  # newest first
             open_named = [t for t in named if t.status == "open"]
-            if len(open_named) == 1 or (not open_named and len(named) == 1):
-                return (open_named or named)[0]
+            if open_named:  # the newest open topic of that name, as topic_resolve does
+                return open_named[0]
+            if len(named) == 1:
+                return named[0]
             if named:
                 listing = ", ".join(f"{t.topic_id} ({t.status})" for t in named[:10])
                 raise TopicAmbiguous(

@@ -264,9 +264,15 @@ def test_bad_input_exits_1_with_one_error_line_and_no_traceback(bus, db_path, ar
     fails(db_path, *args, code=code)
 
 
-def test_an_ambiguous_topic_name_lists_the_candidates(bus, db_path) -> None:
+def test_a_name_means_the_newest_open_topic_and_several_closed_ones_are_ambiguous(
+    bus, db_path
+) -> None:
     a, _ = bus.topic_create("twin", mode="new")
     b, _ = bus.topic_create("twin", mode="new")
+    assert bus.resolve_ref("twin").topic_id == b.topic_id
+    bus.topic_close(b.topic_id)
+    assert bus.resolve_ref("twin").topic_id == a.topic_id  # the open one wins
+    bus.topic_close(a.topic_id)
     line = fails(db_path, "topics", "show", "twin", code="TOPIC_AMBIGUOUS")
     assert a.topic_id in line and b.topic_id in line
 
