@@ -154,18 +154,19 @@ def run_demo(settings: BusSettings) -> None:
     finally:
         bus.close()
     db = str(settings.db)
+    # A client starts the server by command name; point at this install if it is not on PATH.
+    command = (
+        "agent-bus" if shutil.which("agent-bus") else str(Path(sys.executable).parent / "agent-bus")
+    )
     flag = "" if settings.db == DEFAULT_DB_PATH.expanduser() else f" --db {db}"
     print(
         f"\n({len(messages)} messages between two MCP server processes, "
         f"{elapsed:.1f} s including their start-up)\n"
     )
     print("Next:")
-    print(f"  agent-bus topics list --status all{flag}    # every topic on this bus")
-    print(f"  agent-bus topics show {topic_id}{flag}    # this thread again")
-    print(f"  agent-bus web{flag}    # browse it in Datasette")
+    print(f"  {command} topics list --status all{flag}    # every topic on this bus")
+    print(f"  {command} topics show {topic_id}{flag}    # this thread again")
+    print(f"  {command} web{flag}    # browse it in Datasette")
     print("\nTo let a coding agent use this bus, add this to its MCP config")
     print("(Claude Code: .mcp.json; `agent-bus mcp-config --client NAME` for others):\n")
-    # A client starts the server by command name; point at this install if it is not on PATH.
-    on_path = shutil.which("agent-bus")
-    command = "agent-bus" if on_path else str(Path(sys.executable).parent / "agent-bus")
     print(mcp_config("claude-code", db, command=command))
