@@ -33,6 +33,8 @@ def test_demo_holds_a_review_between_two_servers_and_prints_the_thread(db_path: 
             ("implementer", "answer"),
             ("reviewer", "approval"),
         ]
-        assert all(m.reply_to == prev.message_id for prev, m in zip(messages, messages[1:]))
+        assert all(
+            m.reply_to == prev.message_id for prev, m in zip(messages, messages[1:], strict=False)
+        )
     finally:
         bus.close()
