@@ -308,3 +308,13 @@ def test_llm_agent_bus_search_and_index_commands(db_path):
         )
     assert found.exit_code == 0, found.output
     assert json.loads(found.output.splitlines()[0])["snippet"].startswith("pizzas")
+
+
+def test_a_default_model_file_that_is_not_the_measured_one_is_refused(tmp_path):
+    from agent_bus.embeddings.minilm import _check_weights
+    from agent_bus.errors import EmbeddingsUnavailable
+
+    fake = tmp_path / "model.onnx"
+    fake.write_bytes(b"not the weights")
+    with pytest.raises(EmbeddingsUnavailable):
+        _check_weights(fake)

