@@ -503,12 +503,11 @@ class Bus:
             where = f"outbox[{i}]"
             if not isinstance(raw, dict):
                 raise InvalidArgument(f"{where} must be an object", field=where)
-            unknown = set(raw) - set(OutboxItem.model_fields)
-            if unknown:
+            if "content_markdown" not in raw:
                 raise InvalidArgument(
-                    f"{where} has unknown field(s) {sorted(unknown)}; allowed: "
-                    f"{sorted(OutboxItem.model_fields)} (the body goes in content_markdown)",
-                    field=where,
+                    f"{where}.content_markdown is missing: the message body goes in "
+                    "content_markdown (not content, body or text)",
+                    field=f"{where}.content_markdown",
                 )
             content = check_text(raw.get("content_markdown"), f"{where}.content_markdown")
             if len(content) > s.max_message_chars:
@@ -540,6 +539,19 @@ class Bus:
                 )
             )
         return items
+
+    @staticmethod
+    def unknown_outbox_fields(outbox: object) -> list[str]:
+        """Outbox keys the contract does not know; they are ignored (as the reference does)."""
+        items = [outbox] if isinstance(outbox, dict) else outbox
+        if not isinstance(items, list):
+            return []
+        return [
+            f"outbox[{i}].{key}"
+            for i, raw in enumerate(items)
+            if isinstance(raw, dict)
+            for key in sorted(set(raw) - set(OutboxItem.model_fields))
+        ]
 
     def sync_once(
         self,

@@ -385,6 +385,21 @@ async def test_one_bad_outbox_item_stores_nothing_and_names_the_problem(db_path)
         assert db.execute("SELECT COUNT(*) FROM messages_fts").fetchone()[0] == 0
 
 
+async def test_unknown_outbox_fields_are_ignored_with_a_warning_as_the_reference_does(db_path):
+    async with spawn(db_path) as a:
+        topic_id = await _joined_topic(a)
+        sent = await call(
+            a,
+            "sync",
+            topic_id=topic_id,
+            wait_seconds=0,
+            outbox=[{"content_markdown": "hi", "priority": "high"}],
+        )
+        assert sent["sent"][0]["message"]["content_markdown"] == "hi"
+        assert sent["warnings"][0]["code"] == "UNKNOWN_FIELDS_IGNORED"
+        assert sent["warnings"][0]["context"] == {"fields": ["outbox[0].priority"]}
+
+
 async def test_outbox_may_be_a_json_string_or_a_single_object(db_path):
     import json
 

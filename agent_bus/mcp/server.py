@@ -530,6 +530,7 @@ def build_server(settings: BusSettings, bus: Bus | None = None) -> AgentBusServe
         bus.check_sync_args(max_items, wait_seconds, include_self, auto_advance, ack_through)
         agent = ids.resolve(_session_key(ctx), str(topic_id), agent_name)
         items = bus.check_outbox(outbox)
+        ignored = bus.unknown_outbox_fields(outbox)
         result = await bus.async_sync(
             topic_id,
             agent,
@@ -549,7 +550,7 @@ def build_server(settings: BusSettings, bus: Bus | None = None) -> AgentBusServe
             received=result.received,
             received_count=len(result.received),
             has_more=result.has_more,
-            warnings=result.warnings or None,
+            warnings=(result.warnings + _ignored_warning(ignored)) or None,
         )
         return ok(out, render.sync(result, **text_opts))
 
@@ -632,6 +633,18 @@ async def _watch_index_queue(bus: Bus, settings: BusSettings) -> None:
         except Exception as exc:  # noqa: BLE001 - a background check: log, look again later
             logger.warning("embedding service check failed: %s", exc)
         await asyncio.sleep(settings.embed_service_check_seconds)
+
+
+def _ignored_warning(fields: list[str]) -> list[Warning]:
+    if not fields:
+        return []
+    return [
+        Warning(
+            code="UNKNOWN_FIELDS_IGNORED",
+            message=f"ignored unknown outbox field(s): {', '.join(fields)}",
+            context={"fields": fields},
+        )
+    ]
 
 
 def _register_prompts(server: MCPServer) -> None:
