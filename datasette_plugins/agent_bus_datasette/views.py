@@ -365,14 +365,21 @@ async def resolve_topic(bus: Any, ref: str) -> Topic:
     return await bus.run(bus.resolve_ref, ref)
 
 
-async def thread(datasette: Any, request: Any) -> Response:
-    as_json = request.url_vars.get("format") == "json"
+async def bus_for(datasette: Any, request: Any, *, as_json: bool) -> tuple[Any, Any, Any]:
+    """The request's bus database and its `Bus`, or the response that says why there is none."""
     db = await find(datasette, request.url_vars["database"])
     if db is None:
-        return await not_found(datasette, request, NO_DB, as_json=as_json)
+        return None, None, await not_found(datasette, request, NO_DB, as_json=as_json)
     if db.problem:
-        return await problem_page(datasette, request, db, as_json)
-    bus = db.open()
+        return db, None, await problem_page(datasette, request, db, as_json)
+    return db, db.open(), None
+
+
+async def thread(datasette: Any, request: Any) -> Response:
+    as_json = request.url_vars.get("format") == "json"
+    db, bus, failure = await bus_for(datasette, request, as_json=as_json)
+    if failure is not None:
+        return failure
     try:
         topic = await resolve_topic(bus, request.url_vars["topic"])
         limit = min(int_arg(request, "limit", PAGE, minimum=1) or PAGE, MAX_PAGE)
@@ -491,12 +498,9 @@ def _poll(bus: Any, topic_id: str, after: int, limit: int) -> dict[str, Any]:
 
 async def poll(datasette: Any, request: Any) -> Response:
     """Messages after ``after`` (waits up to ``wait`` seconds for one), with their HTML."""
-    db = await find(datasette, request.url_vars["database"])
-    if db is None:
-        return await not_found(datasette, request, NO_DB, as_json=True)
-    if db.problem:
-        return await problem_page(datasette, request, db, True)
-    bus = db.open()
+    db, bus, failure = await bus_for(datasette, request, as_json=True)
+    if failure is not None:
+        return failure
     try:
         topic = await resolve_topic(bus, request.url_vars["topic"])
         after = int_arg(request, "after", 0) or 0
@@ -536,12 +540,9 @@ async def poll(datasette: Any, request: Any) -> Response:
 
 async def permalink(datasette: Any, request: Any) -> Response:
     """/…/messages/<id>: redirect to the thread window around the message."""
-    db = await find(datasette, request.url_vars["database"])
-    if db is None:
-        return await not_found(datasette, request, NO_DB, as_json=False)
-    if db.problem:
-        return await problem_page(datasette, request, db, False)
-    bus = db.open()
+    db, bus, failure = await bus_for(datasette, request, as_json=False)
+    if failure is not None:
+        return failure
     mid = request.url_vars["message_id"]
     msg = await bus.run(bus.get_message, mid)
     if msg is None:
@@ -552,12 +553,9 @@ async def permalink(datasette: Any, request: Any) -> Response:
 
 async def search(datasette: Any, request: Any) -> Response:
     as_json = request.url_vars.get("format") == "json"
-    db = await find(datasette, request.url_vars["database"])
-    if db is None:
-        return await not_found(datasette, request, NO_DB, as_json=as_json)
-    if db.problem:
-        return await problem_page(datasette, request, db, as_json)
-    bus = db.open()
+    db, bus, failure = await bus_for(datasette, request, as_json=as_json)
+    if failure is not None:
+        return failure
     q = (request.args.get("q") or "").strip()
     mode = request.args.get("mode") or "hybrid"
     topic_ref = (request.args.get("topic") or "").strip() or None
@@ -645,12 +643,9 @@ EXPORT_TYPES = {
 
 async def export(datasette: Any, request: Any) -> Response:
     """A whole topic as markdown, JSON or JSONL, with the CLI's own export code."""
-    db = await find(datasette, request.url_vars["database"])
-    if db is None:
-        return await not_found(datasette, request, NO_DB, as_json=True)
-    if db.problem:
-        return await problem_page(datasette, request, db, True)
-    bus = db.open()
+    db, bus, failure = await bus_for(datasette, request, as_json=True)
+    if failure is not None:
+        return failure
     fmt = request.url_vars["format"]
     try:
         topic = await resolve_topic(bus, request.url_vars["topic"])
