@@ -45,7 +45,10 @@ def fts_results(
     return list(seen.values())
 
 
-def _fts_result(row: sqlite3.Row, include_content: bool) -> SearchResult:
+def _result(
+    row: sqlite3.Row, *, snippet: str, include_content: bool, **scores: float | None
+) -> SearchResult:
+    """A result from a message row joined with its topic name; ``scores`` say why it matched."""
     return SearchResult(
         topic_id=row["topic_id"],
         topic_name=row["topic_name"],
@@ -54,10 +57,19 @@ def _fts_result(row: sqlite3.Row, include_content: bool) -> SearchResult:
         sender=row["sender"],
         message_type=row["message_type"],
         created_at=row["created_at"],
+        snippet=snippet,
+        content_markdown=row["content_markdown"] if include_content else None,
+        **scores,
+    )
+
+
+def _fts_result(row: sqlite3.Row, include_content: bool) -> SearchResult:
+    return _result(
+        row,
         snippet=row["snippet"] or "",
+        include_content=include_content,
         rank=row["rank"],
         fts_rank=row["rank"],
-        content_markdown=row["content_markdown"] if include_content else None,
     )
 
 
@@ -190,18 +202,12 @@ def _semantic_results(
         if row is None:
             continue  # a vector whose message is gone
         out.append(
-            SearchResult(
-                topic_id=row["topic_id"],
-                topic_name=row["topic_name"],
-                message_id=row["message_id"],
-                seq=row["seq"],
-                sender=row["sender"],
-                message_type=row["message_type"],
-                created_at=row["created_at"],
+            _result(
+                row,
                 snippet=_excerpt(_best_chunk(row["content_markdown"], hit.chunk, settings)),
+                include_content=include_content,
                 rank=hit.score,
                 semantic_score=hit.score,
-                content_markdown=row["content_markdown"] if include_content else None,
             )
         )
     return out
