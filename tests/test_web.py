@@ -260,6 +260,33 @@ async def test_bad_paging_argument_is_invalid_argument(ds, data):
     assert response.json()["error"]["code"] == "INVALID_ARGUMENT"
 
 
+async def test_an_invalid_argument_is_400_on_the_page_and_in_json(ds, data):
+    tid = data["review"].topic_id
+    for suffix in ("", ".json"):
+        response = await ds.client.get(f"{ROOT}/topics/{tid}{suffix}?before=abc")
+        assert response.status_code == 400, suffix
+        assert "before must be an integer" in response.text
+    page = await ds.client.get(f"{ROOT}/search?q=x&mode=nonsense")
+    assert page.status_code == 400 and "mode" in page.text
+    assert (await ds.client.get(f"{ROOT}/topics/{tid}/poll.json?after=-1")).status_code == 400
+
+
+async def test_json_envelopes_validate_against_the_mcp_models(ds, data):
+    from agent_bus.models import Message, PresencePeer, SearchResult, Topic, TopicSummary
+
+    tid = data["review"].topic_id
+    body = (await ds.client.get(f"{ROOT}/topics/{tid}.json")).json()
+    Topic.model_validate(body["topic"])
+    assert [Message.model_validate(m).seq for m in body["messages"]] == [1, 2]
+    assert [PresencePeer.model_validate(p).agent_name for p in body["presence"]]
+    for t in (await ds.client.get(f"{ROOT}.json")).json()["topics"]:
+        TopicSummary.model_validate(t)
+    for r in (await ds.client.get(f"{ROOT}/search.json?q=review&mode=fts")).json()["results"]:
+        SearchResult.model_validate(r)
+    error = (await ds.client.get(f"{ROOT}/topics/nope.json")).json()
+    assert error == {"error": {"code": "TOPIC_NOT_FOUND", "message": error["error"]["message"]}}
+
+
 async def test_long_thread_is_windowed_and_paged(db_path):
     bus = Bus(BusSettings(db=db_path))
     topic, _ = bus.topic_create("long")

@@ -88,20 +88,8 @@ def _read_only(view: Any) -> Any:
 
 @hookimpl
 def register_routes() -> list[tuple[str, Any]]:
-    db = r"(?P<database>[^/]+?)"
-    topic = r"(?P<topic>[^/]+?)"
-    routes = [
-        (r"^/-/agent-bus/-/pygments\.css$", views.pygments_css),
-        (r"^/-/agent-bus(\.(?P<format>json))?$", views.home),
-        (rf"^/-/agent-bus/{db}/search(\.(?P<format>json))?$", views.search),
-        (rf"^/-/agent-bus/{db}/messages/(?P<message_id>[^/]+)$", views.permalink),
-        (rf"^/-/agent-bus/{db}/topics/{topic}/poll\.json$", views.poll),
-        (rf"^/-/agent-bus/{db}/topics/{topic}/export\.(?P<format>md|jsonl|json)$", views.export),
-        (rf"^/-/agent-bus/{db}/topics/{topic}(\.(?P<format>json))?$", views.thread),
-        (rf"^/-/agent-bus/{db}(\.(?P<format>json))?$", views.overview),
-    ]
     return [(r"^/-/agent-bus/-/static/(?P<path>.*)$", asgi_static(str(STATIC_DIR)))] + [
-        (regex, _read_only(view)) for regex, view in routes
+        (regex, _read_only(view)) for regex, view in views.routes()
     ]
 
 

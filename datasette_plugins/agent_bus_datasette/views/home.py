@@ -1,0 +1,35 @@
+"""/-/agent-bus: the one bus database's overview, or a list of them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from datasette.utils.asgi import Response
+
+from ..state import bus_databases
+from .common import base, json_response, page, wants_json
+from .envelopes import DatabaseEntry, HomeOutput
+
+
+async def home(datasette: Any, request: Any) -> Response:
+    dbs = await bus_databases(datasette)
+    if wants_json(request):
+        entries = [
+            DatabaseEntry(
+                name=d.name,
+                path=d.path,
+                schema_version=d.version,
+                url=base(datasette, d),
+                problem=d.problem,
+            )
+            for d in dbs
+        ]
+        return json_response(datasette, HomeOutput(databases=entries))
+    if len(dbs) == 1:
+        return Response.redirect(base(datasette, dbs[0]))
+    return await page(
+        datasette,
+        request,
+        "agent_bus_home.html",
+        {"dbs": [{"db": d, "url": base(datasette, d)} for d in dbs]},
+    )
