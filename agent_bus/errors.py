@@ -63,6 +63,18 @@ class EmbeddingsUnavailable(BusError):
     code = "EMBEDDINGS_UNAVAILABLE"
 
 
+class Forbidden(BusError):
+    """The caller's access token does not cover this agent name, topic or write."""
+
+    code = "FORBIDDEN"
+
+
+class RateLimited(BusError):
+    """Too many requests or waiting syncs for one access token (HTTP 429 over HTTP)."""
+
+    code = "RATE_LIMITED"
+
+
 class InternalError(BusError):
     """A bug or an unexpected storage failure; the message says what happened."""
 

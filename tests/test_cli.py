@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from agent_bus.bus import Bus
 from agent_bus.cli import app
 from agent_bus.settings import load_settings
+from agent_bus.store.schema import SCHEMA_VERSION
 
 runner = CliRunner()
 
@@ -191,7 +192,11 @@ def test_db_commands_report_path_stats_and_a_passing_check(bus, db_path, tmp_pat
     post(bus, topic.topic_id, "a", "x")
     assert ok(db_path, "db", "path").strip() == str(db_path)
     stats = json.loads(ok(db_path, "db", "stats", "--json"))
-    assert stats["messages"] == 1 and stats["topics_open"] == 1 and stats["schema_version"] == 8
+    assert (
+        stats["messages"] == 1
+        and stats["topics_open"] == 1
+        and stats["schema_version"] == SCHEMA_VERSION
+    )
     report = json.loads(ok(db_path, "db", "check", "--json"))
     assert report["ok"] and {c["name"] for c in report["checks"]} >= {
         "integrity",

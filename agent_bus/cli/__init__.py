@@ -43,6 +43,7 @@ COMMAND_MODULES = (
     "web",
     "server",
     "embeddings",
+    "tokens",
 )
 
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}

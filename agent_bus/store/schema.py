@@ -19,7 +19,7 @@ from agent_bus.errors import SchemaMismatch
 from agent_bus.store.connection import write_transaction
 from agent_bus.store.legacy import REFERENCE_VERSION, is_reference_database, upgrade_reference
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 APP_ID = "agent-bus"
 
 # unicode61 splits snake_case, dotted and slashed identifiers into parts that
@@ -146,10 +146,34 @@ _M8_STATEMENTS = (
 )
 
 
+def _m9_access_tokens(db: sqlite3.Connection) -> None:
+    """Bearer tokens of the HTTP door: a hash of each secret, a public id and a scope."""
+    for statement in _M9_STATEMENTS:
+        db.execute(statement)
+
+
+# agents_json / topics_json: a JSON list, NULL for "any". The secret itself is never stored.
+_M9_STATEMENTS = (
+    """CREATE TABLE IF NOT EXISTS access_tokens (
+      token_id TEXT PRIMARY KEY,
+      label TEXT NOT NULL,
+      secret_hash TEXT NOT NULL UNIQUE,
+      agents_json TEXT,
+      topics_json TEXT,
+      read_only INTEGER NOT NULL DEFAULT 0,
+      created_at REAL NOT NULL,
+      expires_at REAL,
+      revoked_at REAL,
+      last_used_at REAL
+    )""",
+)
+
+
 # version reached -> function taking the previous version there
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     7: _m7_initial,
     8: _m8_embedding_jobs,
+    9: _m9_access_tokens,
 }
 
 
