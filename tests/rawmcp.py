@@ -17,13 +17,13 @@ from mcp.types import LATEST_PROTOCOL_VERSION
 
 
 class RawServer:
-    def __init__(self, db: Path, **env: str) -> None:
+    def __init__(self, db: Path, *, stderr: Any = subprocess.DEVNULL, **env: str) -> None:
         full = {**os.environ, "AGENT_BUS_DB": str(db), **env}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "agent_bus"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=stderr,
             env=full,
         )
         self._next_id = 0

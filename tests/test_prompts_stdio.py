@@ -93,5 +93,6 @@ async def test_unknown_argument_and_unknown_prompt_are_errors_not_crashes(db_pat
         assert "colour" in unknown_arg.value.message
         with pytest.raises(MCPError) as unknown_prompt:
             await s.get_prompt("no_such_prompt", {})
+        assert unknown_prompt.value.code == INVALID_PARAMS
         assert "no_such_prompt" in unknown_prompt.value.message
         assert (await call(s, "ping"))["ok"] is True

@@ -40,7 +40,45 @@ def test_lone_surrogates_and_malformed_lines_never_stall_the_server(db_path):
         stored = reply["result"]["structuredContent"]["sent"][0]["message"]["content_markdown"]
         assert stored == "bad \ufffd text"
         server.send_line('{"jsonrpc": "2.0", "id": 901, "method": "tools/call", "params": ')
+        assert server.read() == {
+            "jsonrpc": "2.0",
+            "id": 901,
+            "error": {"code": -32700, "message": "Parse error: the line is not valid JSON"},
+        }
         server.send_line(b"\xff\xfe not utf-8".decode("latin-1"))
+        assert server.read()["id"] is None
+        assert server.tool("ping")["structuredContent"]["ok"] is True
+    finally:
+        server.close()
+
+
+def _deep(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def test_every_line_the_server_cannot_parse_is_answered_and_the_session_goes_on(db_path):
+    server = RawServer(db_path)
+    try:
+        call = '{"jsonrpc":"2.0","id":%s,"method":"tools/call","params":{"name":"ping",'
+        cases = [
+            # Tool arguments nested thousands of levels deep: valid JSON no parser here reads.
+            (call % 7 + '"arguments":{"x":' + _deep(5000) + "}}}", 7, -32600),
+            (call % '"abc"' + '"arguments":{"x":' + _deep(300) + "}}}", "abc", -32600),
+            (call % 8 + '"arguments":{"x":', 8, -32700),  # cut short
+            ("this is not json", None, -32700),
+            ('{"jsonrpc":"2.0","id":9,"method":42}', 9, -32600),  # JSON, not JSON-RPC
+            ('[{"jsonrpc":"2.0","id":10,"method":"ping"}]', None, -32600),  # a batch
+        ]
+        for line, rid, code in cases:
+            server.send_line(line)
+            reply = server.read()
+            assert reply["id"] == rid, (line[:80], reply)
+            assert reply["error"]["code"] == code, (line[:80], reply)
+        # Nested deep enough to be ugly but within what the parser reads: a normal call.
+        reply = server.request(
+            "tools/call", {"name": "ping", "arguments": {"x": json.loads(_deep(100))}}
+        )
+        assert reply["result"]["isError"] is False
         assert server.tool("ping")["structuredContent"]["ok"] is True
     finally:
         server.close()
