@@ -10,10 +10,8 @@ with the next commands to try and the config snippet for a client.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from agent_bus.settings import DEFAULT_DB_PATH, BusSettings
@@ -140,7 +138,7 @@ def run_demo(settings: BusSettings) -> None:
 
     from agent_bus.bus import Bus
     from agent_bus.export import render_markdown
-    from agent_bus.installers import mcp_config
+    from agent_bus.installers import mcp_config, resolve_command
 
     print(f"agent-bus demo: two server processes review a change on {settings.db}\n")
     started = time.perf_counter()
@@ -155,10 +153,10 @@ def run_demo(settings: BusSettings) -> None:
         bus.close()
     db = str(settings.db)
     # A client starts the server by command name; point at this install if it is not on PATH.
-    command = (
-        "agent-bus" if shutil.which("agent-bus") else str(Path(sys.executable).parent / "agent-bus")
-    )
-    flag = "" if settings.db == DEFAULT_DB_PATH.expanduser() else f" --db {db}"
+    server = resolve_command()
+    command = " ".join(server.argv)
+    default_db = settings.db == DEFAULT_DB_PATH.expanduser()
+    flag = "" if default_db else f" --db {db}"
     print(
         f"\n({len(messages)} messages between two MCP server processes, "
         f"{elapsed:.1f} s including their start-up)\n"
@@ -169,4 +167,4 @@ def run_demo(settings: BusSettings) -> None:
     print(f"  {command} web{flag}    # browse it in Datasette")
     print("\nTo let a coding agent use this bus, add this to its MCP config")
     print("(Claude Code: .mcp.json; `agent-bus mcp-config --client NAME` for others):\n")
-    print(mcp_config("claude-code", db, command=command))
+    print(mcp_config("claude-code", None if default_db else db, command=server))

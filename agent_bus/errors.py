@@ -75,6 +75,28 @@ class RateLimited(BusError):
     code = "RATE_LIMITED"
 
 
+class ConfigMergeRefused(BusError):
+    """A client's config file cannot be merged into safely; nothing was written.
+
+    ``details["snippet"]`` holds the entry to add by hand.
+    """
+
+    code = "CONFIG_MERGE_REFUSED"
+
+
+class CommandNotFound(BusError):
+    """The command a client config would run to start the server does not exist."""
+
+    code = "COMMAND_NOT_FOUND"
+
+
+class InstallFailed(BusError):
+    """An installer could not write a file (permissions, a full disk, a file where a folder
+    must be); what was already in place is unchanged."""
+
+    code = "INSTALL_FAILED"
+
+
 class InternalError(BusError):
     """A bug or an unexpected storage failure; the message says what happened."""
 

@@ -10,14 +10,16 @@ from pathlib import Path
 import pytest
 
 from agent_bus import installers
+from agent_bus.errors import InvalidArgument
 from agent_bus.installers import (
     CLIENTS,
-    ConfigMergeError,
+    ConfigMergeRefused,
     install_skills,
     list_skills,
     mcp_config,
     write_mcp_config,
 )
+from agent_bus.installers.files import sha256
 
 ALL_CLIENTS = sorted(CLIENTS)
 DB = "/srv/shared/agent_bus.sqlite"
@@ -41,7 +43,7 @@ def test_project_install_copies_every_pack_where_the_client_reads_skills(
     client: str, tmp_path: Path
 ) -> None:
     report = install_skills(None, client, project_dir=tmp_path)
-    expected_root = tmp_path / CLIENTS[client].project_skills
+    expected_root = tmp_path / CLIENTS[client].project_skills[0]
     assert report.target == expected_root
     assert {s.status for s in report.skills} == {"installed"}
     for skill in list_skills():
@@ -55,7 +57,7 @@ def test_project_install_copies_every_pack_where_the_client_reads_skills(
 def test_user_install_goes_under_home_and_a_second_run_writes_nothing(client: str) -> None:
     first = install_skills(["agent-bus-protocol", "agent-bus-reviewer"], client, user=True)
     home = Path.home()
-    assert first.target == home / CLIENTS[client].user_skills.removeprefix("~/")
+    assert first.target == home / CLIENTS[client].user_skills[0].removeprefix("~/")
     assert [s.name for s in first.written] == ["agent-bus-protocol", "agent-bus-reviewer"]
     before = snapshot(first.target)
 
@@ -96,13 +98,13 @@ def test_existing_copy_without_a_manifest_counts_as_user_modified(tmp_path: Path
 
 def test_untouched_older_install_is_updated_in_place(tmp_path: Path) -> None:
     install_skills(["agent-bus-handoff"], "gemini", project_dir=tmp_path)
-    dest = tmp_path / ".gemini/skills/agent-bus-handoff"
+    dest = tmp_path / ".agents/skills/agent-bus-handoff"
     # Pretend an older release installed a different SKILL.md and recorded it in the manifest.
     old = b"---\nname: agent-bus-handoff\ndescription: old\n---\nold\n"
     (dest / "SKILL.md").write_bytes(old)
     manifest = json.loads((dest / installers.MANIFEST).read_text(encoding="utf-8"))
-    manifest["files"]["SKILL.md"] = installers._sha256(old)
-    manifest["files"]["references/removed.md"] = installers._sha256(b"gone\n")
+    manifest["files"]["SKILL.md"] = sha256(old)
+    manifest["files"]["references/removed.md"] = sha256(b"gone\n")
     (dest / "references/removed.md").write_bytes(b"gone\n")
     (dest / installers.MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
     (dest / "NOTES.md").write_text("user's own file\n", encoding="utf-8")
@@ -118,22 +120,25 @@ def test_untouched_older_install_is_updated_in_place(tmp_path: Path) -> None:
 
 
 def test_unknown_client_skill_or_double_scope_is_rejected(tmp_path: Path) -> None:
-    with pytest.raises(installers.UnknownClientError, match="claude-code"):
+    with pytest.raises(InvalidArgument, match="claude-code") as unknown_client:
         install_skills(None, "vim", project_dir=tmp_path)
-    with pytest.raises(installers.UnknownSkillError, match="agent-bus-protocol"):
+    with pytest.raises(InvalidArgument, match="agent-bus-protocol") as unknown_skill:
         install_skills(["agent-bus-nope"], "codex", project_dir=tmp_path)
-    with pytest.raises(ValueError, match="not both"):
+    with pytest.raises(InvalidArgument, match="not both"):
         install_skills(None, "codex", project_dir=tmp_path, user=True)
+    assert unknown_client.value.code == unknown_skill.value.code == "INVALID_ARGUMENT"
+
+
+def _entry(client: str, snippet: str) -> dict:
+    if CLIENTS[client].config_format == "codex-toml":
+        return tomllib.loads(snippet)["mcp_servers"]["agent-bus"]
+    return json.loads(snippet)["mcp" if client == "opencode" else "mcpServers"]["agent-bus"]
 
 
 @pytest.mark.parametrize("client", ALL_CLIENTS)
 def test_config_snippet_parses_and_points_the_server_at_the_shared_db(client: str) -> None:
-    snippet = mcp_config(client, DB)
-    if CLIENTS[client].config_format == "codex-toml":
-        entry = tomllib.loads(snippet)["mcp_servers"]["agent-bus"]
-        assert entry == {"command": "agent-bus", "args": [], "env": {"AGENT_BUS_DB": DB}}
-    elif client == "opencode":
-        entry = json.loads(snippet)["mcp"]["agent-bus"]
+    entry = _entry(client, mcp_config(client, DB))
+    if client == "opencode":
         assert entry == {
             "type": "local",
             "command": ["agent-bus"],
@@ -141,8 +146,19 @@ def test_config_snippet_parses_and_points_the_server_at_the_shared_db(client: st
             "environment": {"AGENT_BUS_DB": DB},
         }
     else:
-        entry = json.loads(snippet)["mcpServers"]["agent-bus"]
         assert entry == {"command": "agent-bus", "args": [], "env": {"AGENT_BUS_DB": DB}}
+
+
+@pytest.mark.parametrize("client", ALL_CLIENTS)
+def test_config_without_a_chosen_db_pins_no_database(client: str, tmp_path: Path) -> None:
+    entry = _entry(client, mcp_config(client))
+    assert "AGENT_BUS_DB" not in json.dumps(entry)
+    assert entry in (
+        {"command": "agent-bus", "args": []},
+        {"type": "local", "command": ["agent-bus"], "enabled": True},
+    )
+    written = write_mcp_config(client, project_dir=tmp_path).path.read_text(encoding="utf-8")
+    assert "AGENT_BUS_DB" not in written and str(Path.home()) not in written
 
 
 @pytest.mark.parametrize("client", ALL_CLIENTS)
@@ -195,8 +211,10 @@ def test_json_with_comments_is_refused_untouched_with_the_snippet(tmp_path: Path
     path = tmp_path / "opencode.json"
     original = '{\n  // my settings\n  "theme": "dark"\n}\n'
     path.write_text(original, encoding="utf-8")
-    with pytest.raises(ConfigMergeError, match='"mcp"'):
+    with pytest.raises(ConfigMergeRefused, match='"mcp"') as refused:
         write_mcp_config("opencode", DB, project_dir=tmp_path)
+    assert refused.value.code == "CONFIG_MERGE_REFUSED"
+    assert json.loads(refused.value.details["snippet"])["mcp"]["agent-bus"]
     assert path.read_text(encoding="utf-8") == original
 
 
@@ -241,6 +259,7 @@ def test_toml_merge_replaces_only_our_table_and_keeps_text_elsewhere() -> None:
         "startup_timeout_sec": 20,
         "tools": {"sync": {"approval_mode": "approve"}},
     }
+    assert text.startswith(CODEX_CONFIG.split("[mcp_servers.agent-bus]")[0])
     assert data["mcp_servers"]["docs"] == before["mcp_servers"]["docs"]
     assert data["profiles"] == before["profiles"] and data["model"] == before["model"]
     for line in (
@@ -249,7 +268,8 @@ def test_toml_merge_replaces_only_our_table_and_keeps_text_elsewhere() -> None:
         "# trailing comment about profiles",
     ):
         assert line in text
-    assert "[mcp_servers.agent-bus.env]" not in text
+    # The user's own layout stays: the env sub-table is edited in place.
+    assert '[mcp_servers.agent-bus.env]\nAGENT_BUS_LOG = "debug"\n' in text
 
     assert write_mcp_config("codex", DB, user=True).status == "unchanged"
 
@@ -265,11 +285,26 @@ def test_toml_merge_appends_our_table_to_a_config_without_it(tmp_path: Path) -> 
     assert data["mcp_servers"]["agent-bus"]["env"] == {"AGENT_BUS_DB": DB}
 
 
-def test_toml_defining_our_server_inline_is_refused_untouched(tmp_path: Path) -> None:
+def test_toml_defining_our_server_inline_is_merged_in_place(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
-    original = '[mcp_servers]\nagent-bus = { command = "x" }\n'
+    original = '# servers\n[mcp_servers]\nagent-bus = { command = "x", tool_timeout_sec = 600 }\n'
     path.write_text(original, encoding="utf-8")
-    with pytest.raises(ConfigMergeError, match=r"\[mcp_servers.agent-bus\]"):
+    write_mcp_config("codex", DB, path=path)
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("# servers\n[mcp_servers]\nagent-bus = {")
+    assert tomllib.loads(text)["mcp_servers"]["agent-bus"] == {
+        "command": "agent-bus",
+        "args": [],
+        "env": {"AGENT_BUS_DB": DB},
+        "tool_timeout_sec": 600,
+    }
+
+
+def test_invalid_toml_is_refused_untouched_with_the_snippet(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    original = "model = \n"
+    path.write_text(original, encoding="utf-8")
+    with pytest.raises(ConfigMergeRefused, match=r"\[mcp_servers.agent-bus\]"):
         write_mcp_config("codex", DB, path=path)
     assert path.read_text(encoding="utf-8") == original
 

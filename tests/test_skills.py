@@ -90,13 +90,16 @@ def test_list_skills_reports_every_pack_with_its_description() -> None:
     [
         "name: x\n",  # no opening fence
         "---\nname: x\n",  # not closed
-        "---\nname: x\nname: y\n---\n",  # duplicate key
-        "---\ndescription: yes\n---\n",  # YAML 1.1 boolean in disguise
-        "---\ndescription: a: b\n---\n",  # would be a nested mapping
-        "---\n  name: x\n---\n",  # stray indentation
-        "---\nitems:\n  - a: 1\n    b:\n---\n",  # nested collection in a list item
+        "---\ndescription: a: b\n---\n",  # a mapping value where a scalar goes
+        "---\n- name\n---\n",  # a list, not a mapping
+        "---\nname: [x\n---\n",  # unclosed flow sequence
     ],
 )
-def test_front_matter_parser_rejects_yaml_outside_its_subset(source: str) -> None:
+def test_front_matter_parser_rejects_what_is_not_a_yaml_mapping(source: str) -> None:
     with pytest.raises(frontmatter.FrontMatterError, match=r"line \d+|front matter"):
         frontmatter.parse(source)
+
+
+def test_front_matter_is_read_with_a_safe_yaml_loader() -> None:
+    with pytest.raises(frontmatter.FrontMatterError, match="line 3: .*constructor"):
+        frontmatter.parse("---\nname: x\nevil: !!python/object/apply:os.system [ls]\n---\n")

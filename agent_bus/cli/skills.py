@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from agent_bus import installers
-from agent_bus.cli._common import DbOption, JsonOption, echo, emit_json, note, settings_for
+from agent_bus.cli._common import (
+    DbOption,
+    JsonOption,
+    db_override,
+    echo,
+    emit_json,
+    note,
+    settings_for,
+)
 from agent_bus.errors import InvalidArgument
 
 ClientOption = Annotated[
@@ -62,10 +71,7 @@ def show(
 
         agent-bus skills show agent-bus-reviewer
     """
-    try:
-        skill = installers.get_skill(name)
-    except installers.UnknownSkillError as exc:
-        raise InvalidArgument(str(exc), field="name") from None
+    skill = installers.get_skill(name)
     if as_json:
         emit_json(
             {
@@ -104,28 +110,34 @@ def install(
         agent-bus skills install agent-bus-reviewer --client codex --user
     """
     _scope(project, user)
-    try:
-        report = installers.install_skills(
-            names or None, client, project_dir=project, user=user, force=force
-        )
-    except ValueError as exc:
-        raise InvalidArgument(str(exc), field="client") from None
-    except OSError as exc:
-        raise InvalidArgument(f"cannot write skills: {exc}", field="project") from None
+    report = installers.install_skills(
+        names or None, client, project_dir=project, user=user, force=force
+    )
     if as_json:
         emit_json(
             {
                 "client": report.client,
                 "target": str(report.target),
                 "skills": [
-                    {"name": s.name, "path": str(s.path), "status": s.status, "files": s.files}
+                    {
+                        "name": s.name,
+                        "path": str(s.path),
+                        "status": s.status,
+                        "files": s.files,
+                        "removed": [str(p) for p in s.removed],
+                    }
                     for s in report.skills
                 ],
+                "warnings": report.warnings,
             }
         )
     else:
         for s in report.skills:
             echo(f"{s.status:<11} {s.name}  ->  {s.path}")
+            for gone in s.removed:
+                echo(f"{'removed':<11} {s.name}  ->  {gone} (the copy above replaces it)")
+    for warning in report.warnings:
+        note(warning)
     if report.conflicts:
         names_txt = ", ".join(s.name for s in report.conflicts)
         raise InvalidArgument(
@@ -143,11 +155,21 @@ def mcp_config(
     project: ProjectOption = None,
     user: UserOption = False,
     command: Annotated[
-        str, typer.Option(help="Command the client runs to start the server.")
-    ] = installers.SERVER_COMMAND,
+        str | None,
+        typer.Option(
+            help=(
+                "Command the client runs to start the server (default: `agent-bus` when PATH "
+                "finds this install, else its absolute path)."
+            ),
+            show_default=False,
+        ),
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Print (or --write) the MCP server configuration that registers agent-bus with a client.
+
+    AGENT_BUS_DB goes into the entry only when you chose a database (--db or AGENT_BUS_DB);
+    otherwise the server uses its default database.
 
     Examples:
 
@@ -156,24 +178,26 @@ def mcp_config(
         agent-bus mcp-config --client codex --write --user
     """
     _scope(project, user)
-    db_path = settings_for(db).db
+    chosen = db_override(db) is not None or bool(os.environ.get(installers.DB_ENV))
+    db_path = settings_for(db).db if chosen else None
+    resolved = installers.resolve_command(command)
+    if resolved.note:
+        note(resolved.note)
+    if not write:
+        typer.echo(installers.mcp_config(client, db_path, command=resolved), nl=False)
+        return
     try:
-        if not write:
-            typer.echo(installers.mcp_config(client, db_path, command=command), nl=False)
-            return
         result = installers.write_mcp_config(
-            client, db_path, project_dir=project, user=user, command=command
+            client, db_path, project_dir=project, user=user, command=resolved
         )
-    except installers.ConfigMergeError as exc:
-        first, _, rest = str(exc).partition("\n")
+    except installers.ConfigMergeRefused as exc:
+        first, _, rest = exc.message.partition("\n")
         if rest:
             note(rest.rstrip("\n"))
-        raise InvalidArgument(first, field="write") from None
-    except ValueError as exc:
-        raise InvalidArgument(str(exc), field="client") from None
-    except OSError as exc:
-        raise InvalidArgument(f"cannot write the config: {exc}", field="write") from None
+        raise installers.ConfigMergeRefused(first) from None
     echo(f"{result.status}: {result.path}")
+    if result.next_step:
+        note(f"next: {result.next_step}")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,272 @@
+"""Install the shipped skill packs where a client reads them, each pack visible once.
+
+A pack is copied with a manifest of the hashes it was installed with, so a later run can tell
+an untouched older copy (safe to update or remove) from a copy someone edited (left alone
+unless forced). Several clients often read one folder (``.agents/skills``), and some read more
+than one (Gemini CLI: ``.agents/skills`` and ``.gemini/skills``); a client that already sees a
+copy gets that copy updated rather than a second one, and an untouched copy that every client
+reading it would also find in the new place is removed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from agent_bus import __version__, frontmatter
+from agent_bus.errors import InstallFailed, InvalidArgument
+from agent_bus.installers.clients import CLIENTS, ClientSpec, get_client
+from agent_bus.installers.files import atomic_write, inside, place, read_bytes, sha256
+from agent_bus.resources import data_dir
+
+MANIFEST = ".agent-bus-manifest.json"
+
+
+@dataclass(frozen=True)
+class Skill:
+    """A shipped skill pack: a folder with ``SKILL.md`` and its reference files."""
+
+    name: str
+    description: str
+    path: Path
+
+    def files(self) -> list[Path]:
+        """Relative paths of every file in the pack, sorted (dotfiles and caches skipped)."""
+        found = []
+        for file in self.path.rglob("*"):
+            rel = file.relative_to(self.path)
+            if file.is_file() and not any(
+                p.startswith(".") or p == "__pycache__" for p in rel.parts
+            ):
+                found.append(rel)
+        return sorted(found)
+
+    def text(self) -> str:
+        """The ``SKILL.md`` text."""
+        return (self.path / "SKILL.md").read_text(encoding="utf-8")
+
+
+class UnknownSkillError(InvalidArgument):
+    """No shipped skill pack has that name."""
+
+
+def list_skills() -> list[Skill]:
+    """Every shipped skill pack, sorted by name.
+
+    Raises:
+        frontmatter.FrontMatterError: a shipped ``SKILL.md`` is malformed (a packaging bug).
+    """
+    skills = []
+    for skill_md in sorted(data_dir("skills").glob("*/SKILL.md")):
+        meta, _ = frontmatter.parse(skill_md.read_text(encoding="utf-8"))
+        skills.append(Skill(str(meta["name"]), str(meta["description"]), skill_md.parent))
+    return skills
+
+
+def get_skill(name: str) -> Skill:
+    """The shipped skill pack called ``name``.
+
+    Raises:
+        UnknownSkillError: no such pack (the message lists the known ones).
+    """
+    skills = list_skills()
+    for skill in skills:
+        if skill.name == name:
+            return skill
+    known = ", ".join(s.name for s in skills)
+    raise UnknownSkillError(f"unknown skill {name!r}; shipped skills: {known}", field="name")
+
+
+def skills_dir(client: str, *, project_dir: Path | None = None, user: bool = False) -> Path:
+    """The folder agent-bus installs ``client``'s packs into when it sees none yet.
+
+    Raises:
+        InvalidArgument: unknown client, or both scopes given.
+    """
+    return place(get_client(client).skill_dirs(user)[0], project_dir, user)
+
+
+SkillStatus = Literal["installed", "updated", "unchanged", "modified", "overwritten"]
+
+
+@dataclass
+class SkillInstall:
+    """What happened to one pack.
+
+    ``installed``: new; ``updated``: an older copy we installed was replaced; ``unchanged``:
+    already identical; ``modified``: the copy there was edited by someone, so it was left alone
+    (``files`` lists the edited files; pass ``force`` to replace it); ``overwritten``: an
+    edited copy was replaced because ``force`` was given. ``removed`` lists untouched copies in
+    other folders that were dropped because every client reading them sees this one.
+    """
+
+    name: str
+    path: Path
+    status: SkillStatus
+    files: list[str] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class InstallReport:
+    """The outcome of :func:`install_skills`, one entry per requested pack."""
+
+    client: str
+    target: Path
+    skills: list[SkillInstall]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def written(self) -> list[SkillInstall]:
+        return [s for s in self.skills if s.status in ("installed", "updated", "overwritten")]
+
+    @property
+    def skipped(self) -> list[SkillInstall]:
+        return [s for s in self.skills if s.status in ("unchanged", "modified")]
+
+    @property
+    def conflicts(self) -> list[SkillInstall]:
+        return [s for s in self.skills if s.status == "modified"]
+
+
+def install_skills(
+    names: Iterable[str] | None,
+    client: str,
+    project_dir: Path | None = None,
+    user: bool = False,
+    force: bool = False,
+) -> InstallReport:
+    """Copy skill packs (all when ``names`` is empty or None) to where ``client`` reads them.
+
+    A pack already visible to the client in one of its folders is updated there; otherwise it
+    goes to the client's first folder. Identical files are not rewritten: a second run writes
+    nothing. Files a user added to an installed pack are never touched.
+
+    Raises:
+        InvalidArgument: bad client, pack name or scope.
+        InstallFailed: the target cannot be written.
+    """
+    spec = get_client(client)
+    reads = [place(d, project_dir, user) for d in spec.skill_dirs(user)]
+    wanted = list(names or [])
+    skills = [get_skill(n) for n in wanted] if wanted else list_skills()
+    # Every folder any client reads at this scope, to find copies made redundant.
+    known = {place(d, project_dir, user) for c in CLIENTS.values() for d in c.skill_dirs(user)}
+    try:
+        return _install_all(spec, skills, reads, known, project_dir, user, force)
+    except OSError as exc:
+        raise InstallFailed(f"cannot install skills: {exc}") from None
+
+
+def _install_all(
+    spec: ClientSpec,
+    skills: list[Skill],
+    reads: list[Path],
+    known: set[Path],
+    project_dir: Path | None,
+    user: bool,
+    force: bool,
+) -> InstallReport:
+    results, warnings = [], []
+    for skill in skills:
+        home = next((d for d in reads if (d / skill.name / "SKILL.md").exists()), reads[0])
+        result = _install_one(skill, home / skill.name, force)
+        if result.status != "modified":
+            result.removed = _drop_redundant(skill.name, home, known, project_dir, user)
+        seen = [d for d in reads if (d / skill.name / "SKILL.md").exists()]
+        if len(seen) > 1:
+            where = " and ".join(str(d) for d in seen)
+            warnings.append(
+                f"{spec.label} sees {skill.name} twice ({where}): remove the copy you do not use"
+            )
+        results.append(result)
+    return InstallReport(spec.name, reads[0], results, warnings)
+
+
+def _readers(folder: Path, project_dir: Path | None, user: bool) -> list[set[Path]]:
+    """For each client reading ``folder``, every folder that client reads."""
+    readers = []
+    for spec in CLIENTS.values():
+        dirs = {place(d, project_dir, user) for d in spec.skill_dirs(user)}
+        if folder in dirs:
+            readers.append(dirs)
+    return readers
+
+
+def _drop_redundant(
+    name: str, home: Path, known: set[Path], project_dir: Path | None, user: bool
+) -> list[Path]:
+    """Remove untouched copies of ``name`` whose every reader also reads ``home``."""
+    removed = []
+    for folder in sorted(known - {home}):
+        copy = folder / name
+        manifest = _read_manifest(copy)
+        if not manifest or not all(home in dirs for dirs in _readers(folder, project_dir, user)):
+            continue
+        if any(sha256(read_bytes(copy / rel) or b"") != digest for rel, digest in manifest.items()):
+            continue  # someone edited it: theirs to remove
+        for rel in manifest:
+            (copy / rel).unlink(missing_ok=True)
+        (copy / MANIFEST).unlink(missing_ok=True)
+        for sub in sorted((p for p in copy.rglob("*") if p.is_dir()), reverse=True):
+            if not any(sub.iterdir()):
+                sub.rmdir()
+        if not any(copy.iterdir()):
+            copy.rmdir()
+        removed.append(copy)
+    return removed
+
+
+def _install_one(skill: Skill, dest: Path, force: bool) -> SkillInstall:
+    shipped = {rel.as_posix(): (skill.path / rel).read_bytes() for rel in skill.files()}
+    previous = _read_manifest(dest)
+    changed, edited = [], []
+    for rel, content in shipped.items():
+        current = read_bytes(dest / rel)
+        if current == content:
+            continue
+        changed.append(rel)
+        if current is not None and previous.get(rel) != sha256(current):
+            edited.append(rel)
+    # Files we installed before, no longer shipped, and untouched since: remove them.
+    stale = [
+        rel
+        for rel, digest in previous.items()
+        if rel not in shipped and sha256(read_bytes(dest / rel) or b"") == digest
+    ]
+    existed = dest.exists()
+    if edited and not force:
+        return SkillInstall(skill.name, dest, "modified", edited)
+    for rel in changed:
+        atomic_write(dest / rel, shipped[rel])
+    for rel in stale:
+        (dest / rel).unlink(missing_ok=True)
+    manifest = {rel: sha256(content) for rel, content in shipped.items()}
+    if manifest != previous or changed:
+        payload = {"package_version": __version__, "files": manifest}
+        atomic_write(dest / MANIFEST, (json.dumps(payload, indent=2) + "\n").encode())
+    if not changed and not stale:
+        status: SkillStatus = "unchanged"
+    elif edited:
+        status = "overwritten"
+    elif not existed or len(changed) == len(shipped) and not previous:
+        status = "installed"
+    else:
+        status = "updated"
+    return SkillInstall(skill.name, dest, status, changed + stale)
+
+
+def _read_manifest(dest: Path) -> dict[str, str]:
+    try:
+        data = json.loads((dest / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, dict):
+        return {}
+    # The manifest lives in the user's (possibly cloned) project: only keys naming a plain
+    # file inside the pack count, so it can never point us at anything else to delete.
+    return {str(k): str(v) for k, v in files.items() if inside(dest, str(k))}
