@@ -16,9 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent_bus.bus import MAX_TOPIC_NAME, Bus, check_name
+from agent_bus.bus import Bus
 from agent_bus.errors import InvalidArgument, TopicNotFound
 from agent_bus.models import Topic
+from agent_bus.service.checks import MAX_TOPIC_NAME, check_name
 from agent_bus.store import admin as sql
 from agent_bus.store import queries
 from agent_bus.store.connection import retry

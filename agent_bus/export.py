@@ -17,7 +17,6 @@ skipped, so an interrupted import can simply be run again.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -27,19 +26,11 @@ from typing import IO, Any
 
 from pydantic import ValidationError
 
-from agent_bus.bus import (
-    MAX_AGENT_NAME,
-    MAX_CLIENT_MESSAGE_ID,
-    MAX_MESSAGE_TYPE,
-    MAX_TOPIC_NAME,
-    Bus,
-    check_metadata,
-    check_name,
-    check_text,
-)
+from agent_bus.bus import Bus
 from agent_bus.errors import InvalidArgument
 from agent_bus.models import Message, Topic
-from agent_bus.store import admin as sql
+from agent_bus.service.checks import MAX_MESSAGE_ID, MAX_TOPIC_NAME, check_name
+from agent_bus.service.messages import check_record, insert_messages
 from agent_bus.store import queries
 
 EXPORT_FORMAT = "agent-bus-export"
@@ -48,7 +39,6 @@ FORMATS = ("md", "json", "jsonl")
 FORMAT_ALIASES = {"markdown": "md", "ndjson": "jsonl"}
 PAGE = 1000  # messages per read transaction
 IMPORT_BATCH = 500  # messages per write transaction: keeps the write lock short
-MAX_MESSAGE_ID = 128
 
 Progress = Callable[[int], None]
 
@@ -308,46 +298,6 @@ def _parse_messages(raw: list[dict[str, Any]], source: str) -> list[tuple[str, M
     return sorted(out, key=lambda pair: pair[1].seq)
 
 
-def check_imported_message(message: Message, where: str, max_chars: int) -> Message:
-    """Apply the checks the bus applies to an outbox item to one imported message.
-
-    Names are trimmed as ``check_outbox`` trims them; returns the cleaned message.
-
-    Raises:
-        InvalidArgument: naming ``where`` (file and line) and the field.
-    """
-    m = message
-    try:
-        message_id = check_name(m.message_id, "message_id", MAX_MESSAGE_ID)
-        sender = check_name(m.sender, "sender", MAX_AGENT_NAME)
-        message_type = check_name(m.message_type, "message_type", MAX_MESSAGE_TYPE)
-        content = check_text(m.content_markdown, "content_markdown")
-        if len(content) > max_chars:
-            raise InvalidArgument(
-                f"content_markdown exceeds max length ({max_chars} characters, got {len(content)})",
-                field="content_markdown",
-            )
-        reply_to = None if m.reply_to is None else check_text(m.reply_to, "reply_to").strip()
-        metadata = check_metadata(m.metadata, "metadata", max_chars)
-        cmid = m.client_message_id
-        if cmid is not None:
-            cmid = check_name(cmid, "client_message_id", MAX_CLIENT_MESSAGE_ID)
-        if not math.isfinite(m.created_at):
-            raise InvalidArgument("created_at must be a finite number", field="created_at")
-    except InvalidArgument as exc:
-        raise InvalidArgument(f"{where}: bad message record: {exc.message}", field="file") from None
-    return m.model_copy(
-        update={
-            "message_id": message_id,
-            "sender": sender,
-            "message_type": message_type,
-            "reply_to": reply_to,
-            "metadata": metadata,
-            "client_message_id": cmid,
-        }
-    )
-
-
 @dataclass
 class ExportFile:
     """A parsed export: its topic (None for a bare list of messages) and messages by seq.
@@ -408,7 +358,7 @@ def import_jsonl(
     their id and, where free, their seq; a seq already taken by another
     message is moved to the end of the topic (counted in ``renumbered``).
 
-    Every message is checked (`check_imported_message`) before anything is
+    Every message is checked (`check_record`, the rules of a sent message) before anything is
     written: one bad record imports nothing from the file.
 
     Raises:
@@ -454,9 +404,7 @@ def import_messages(
     target = topic.topic_id
     max_chars = bus.settings.max_message_chars
     messages = [
-        check_imported_message(
-            m, sources[i] if sources is not None else f"messages[{i}]", max_chars
-        )
+        check_record(m, sources[i] if sources is not None else f"messages[{i}]", max_chars)
         for i, m in enumerate(messages)
     ]
 
@@ -473,36 +421,8 @@ def import_messages(
 
     def batch_tx(batch: list[Message]) -> Callable[[Any], tuple[int, int, int]]:
         def tx(conn: Any) -> tuple[int, int, int]:
-            known = sql.existing_message_ids(conn, [m.message_id for m in batch])
-            fresh = []
-            keys: set[tuple[str, str]] = set()
-            for m in batch:
-                if m.message_id in known:
-                    continue
-                if m.client_message_id is not None:
-                    key = (m.sender, m.client_message_id)
-                    if key in keys or queries.message_by_client_id(conn, target, *key):
-                        continue  # this idempotent send is already in the topic
-                    keys.add(key)
-                known.add(m.message_id)  # a repeated id later in the file is a duplicate too
-                fresh.append(m)
-            taken = sql.used_seqs(conn, target, [m.seq for m in fresh])
-            top = max(queries.last_seq(conn, target), sql.max_seq(conn, target))
-            # Messages of another topic (--into) are appended in order; a restore keeps seqs.
-            kept = [m.seq for m in fresh if m.topic_id == target and m.seq not in taken]
-            moved_after = max([top, *kept])
-            renumbered = 0
-            for m in fresh:
-                seq = m.seq
-                if m.topic_id != target or seq in taken:
-                    moved_after += 1
-                    seq = moved_after
-                    renumbered += 1
-                taken.add(seq)
-                queries.insert_message(conn, m.model_copy(update={"topic_id": target, "seq": seq}))
-            top = max(queries.last_seq(conn, target), sql.max_seq(conn, target))
-            queries.set_next_seq(conn, target, top + 1, time.time())
-            return len(fresh), len(batch) - len(fresh), renumbered
+            done = insert_messages(conn, target, batch, now=time.time(), keep_seq=True)
+            return done.stored, len(batch) - done.stored, done.renumbered
 
         return tx
 

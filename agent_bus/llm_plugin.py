@@ -7,31 +7,14 @@ can embed with it: ``llm embed -m agent-bus-minilm -c "text"``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 import llm
 
-from agent_bus.embeddings import DEFAULT_MODEL_ID, INSTALL_HINT, missing_default_modules
-
-
-class AgentBusMiniLM(llm.EmbeddingModel):
-    """all-MiniLM-L6-v2, int8 ONNX on onnxruntime: offline, no torch, 384 dimensions."""
-
-    model_id = DEFAULT_MODEL_ID
-    batch_size = 32
-
-    def embed_batch(self, items: Iterable[str | bytes]) -> Iterator[list[float]]:
-        from agent_bus.embeddings.minilm import get_minilm
-
-        texts = [i.decode("utf-8", "replace") if isinstance(i, bytes) else i for i in items]
-        for vector in get_minilm().embed(texts):
-            yield vector.tolist()
-
-    def __str__(self) -> str:
-        return f"AgentBusMiniLM: {self.model_id}"
+from agent_bus.embeddings import INSTALL_HINT, missing_default_modules
+from agent_bus.embeddings.llm_model import AgentBusMiniLM
 
 
 @llm.hookimpl

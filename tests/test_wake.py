@@ -10,6 +10,7 @@ import pytest
 
 from agent_bus.bus import Bus
 from agent_bus.models import OutboxItem
+from agent_bus.service import sync as sync_service
 from agent_bus.settings import BusSettings
 from agent_bus.wake import ChangeWatcher
 
@@ -32,12 +33,14 @@ async def test_a_commit_between_the_check_and_the_wait_wakes_the_waiter(tmp_path
         other.close()
 
 
-async def test_a_waiting_sync_returns_a_message_posted_right_after_its_check(tmp_path: Path):
+async def test_a_waiting_sync_returns_a_message_posted_right_after_its_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     settings = BusSettings(db=tmp_path / "bus.sqlite")
     waiter, peer = Bus(settings), Bus(settings)  # separate pools and watchers, as two processes
     try:
         topic, _ = waiter.topic_create("race")
-        real_check = waiter.has_messages_after
+        real_check = sync_service.has_messages_after
         posted: list[bool] = []
 
         def check_then_peer_posts(*args):
@@ -47,7 +50,8 @@ async def test_a_waiting_sync_returns_a_message_posted_right_after_its_check(tmp
                 peer.post(topic.topic_id, "peer", [OutboxItem(content_markdown="hi")])
             return result
 
-        waiter.has_messages_after = check_then_peer_posts  # type: ignore[method-assign]
+        # The waiter's check of the database (peer posts nothing through it).
+        monkeypatch.setattr(sync_service, "has_messages_after", check_then_peer_posts)
         with anyio.fail_after(5):
             result = await waiter.async_sync(
                 topic.topic_id,

@@ -157,21 +157,10 @@ def _reference_root(
         ctx.obj["db"] = db_path
 
 
-def _load(name: str) -> Any | None:
-    qualified = f"{__name__}.{name}"
-    try:
-        return importlib.import_module(qualified)
-    except ModuleNotFoundError as exc:
-        if exc.name == qualified:
-            return None
-        raise
-
-
 def _populate(app: typer.Typer, *, reference: bool) -> None:
+    # A missing command module is a broken install: fail loudly rather than drop commands.
     for name in COMMAND_MODULES:
-        module = _load(name)
-        if module is None:
-            continue
+        module = importlib.import_module(f"{__name__}.{name}")
         if reference and hasattr(module, "register_reference"):
             module.register_reference(app)
         else:

@@ -20,7 +20,7 @@ import typer
 from typer._click.globals import get_current_context
 
 from agent_bus.bus import Bus
-from agent_bus.errors import BusError
+from agent_bus.errors import BusError, InvalidArgument
 from agent_bus.models import Topic
 from agent_bus.settings import BusSettings, load_settings
 from agent_bus.timefmt import ago as ago
@@ -160,3 +160,23 @@ class Unavailable(BusError):
     """A feature whose module or dependency is not installed."""
 
     code = "UNAVAILABLE"
+
+
+TopicArg = Annotated[
+    str,
+    typer.Argument(
+        help="Topic id, id prefix, or name (the newest open topic of that name).",
+        show_default=False,
+    ),
+]
+
+
+def json_object(text: str, field: str) -> dict:
+    """Parse a --metadata style option: a JSON object, or a coded error."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise InvalidArgument(f"--{field} is not valid JSON: {exc.msg}", field=field) from None
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"--{field} must be a JSON object", field=field)
+    return value

@@ -8,8 +8,16 @@ from typing import Annotated
 import typer
 
 from agent_bus import admin
-from agent_bus.cli._common import DbOption, JsonOption, dump, echo, emit_json, open_bus
-from agent_bus.cli.topics import TopicArg, _json_object
+from agent_bus.cli._common import (
+    DbOption,
+    JsonOption,
+    TopicArg,
+    dump,
+    echo,
+    emit_json,
+    json_object,
+    open_bus,
+)
 from agent_bus.errors import InvalidArgument
 
 
@@ -79,7 +87,7 @@ def send(
     body = _read_text(text)
     item: dict = {"content_markdown": body, "message_type": message_type}
     if metadata is not None:
-        item["metadata"] = _json_object(metadata, "metadata")
+        item["metadata"] = json_object(metadata, "metadata")
     if client_message_id is not None:
         item["client_message_id"] = client_message_id
     with open_bus(db) as bus:

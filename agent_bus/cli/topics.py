@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Annotated
 
 import typer
@@ -13,6 +12,7 @@ from agent_bus.bus import Bus
 from agent_bus.cli._common import (
     DbOption,
     JsonOption,
+    TopicArg,
     ago,
     confirm,
     console,
@@ -21,6 +21,7 @@ from agent_bus.cli._common import (
     emit_json,
     for_terminal,
     is_tty,
+    json_object,
     note,
     open_bus,
     plain_table,
@@ -29,14 +30,6 @@ from agent_bus.cli._common import (
 from agent_bus.cli._render import MessagePrinter
 from agent_bus.errors import InvalidArgument
 from agent_bus.models import Message
-
-TopicArg = Annotated[
-    str,
-    typer.Argument(
-        help="Topic id, id prefix, or name (the newest open topic of that name).",
-        show_default=False,
-    ),
-]
 
 WATCH_WAIT_SECONDS = 30.0  # one long wait; Ctrl-C interrupts it at once
 
@@ -281,7 +274,7 @@ def create(
 
         agent-bus topics create review-auth --new --metadata '{"repo": "api"}'
     """
-    meta = _json_object(metadata, "metadata") if metadata is not None else None
+    meta = json_object(metadata, "metadata") if metadata is not None else None
     with open_bus(db) as bus:
         topic, created = bus.topic_create(name, meta, "new" if new else "reuse")
     if as_json:
@@ -383,16 +376,6 @@ def delete(
         f"{report.cursors} cursors, {report.reservations} reservations, "
         f"{report.embeddings} embedding rows"
     )
-
-
-def _json_object(text: str, field: str) -> dict:
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise InvalidArgument(f"--{field} is not valid JSON: {exc.msg}", field=field) from None
-    if not isinstance(value, dict):
-        raise InvalidArgument(f"--{field} must be a JSON object", field=field)
-    return value
 
 
 def _group(reference: bool) -> typer.Typer:

@@ -13,8 +13,15 @@ from typing import Annotated
 import typer
 
 from agent_bus import export as exporter
-from agent_bus.cli._common import DbOption, JsonOption, echo, emit_json, note, open_bus
-from agent_bus.cli.topics import TopicArg
+from agent_bus.cli._common import (
+    DbOption,
+    JsonOption,
+    TopicArg,
+    echo,
+    emit_json,
+    note,
+    open_bus,
+)
 from agent_bus.errors import InvalidArgument
 from agent_bus.models import Topic
 

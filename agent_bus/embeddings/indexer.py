@@ -56,7 +56,7 @@ def ensure_collection(bus: Any, embedder: Embedder) -> int:
 
     model = getattr(embedder, "model", None)
     if model is None and embedder.model_id == DEFAULT_MODEL_ID:
-        from agent_bus.llm_plugin import AgentBusMiniLM
+        from agent_bus.embeddings.llm_model import AgentBusMiniLM
 
         model = AgentBusMiniLM()
     conn = bus.conn()

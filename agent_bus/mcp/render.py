@@ -6,8 +6,8 @@ client without structuredContent still sees what was said.
 
 from __future__ import annotations
 
-from agent_bus.bus import SyncResult
 from agent_bus.models import Message, PresencePeer, SearchResult, Topic, TopicSummary
+from agent_bus.service.sync import SyncResult
 
 MAX_LISTED = 20
 

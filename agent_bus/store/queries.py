@@ -268,6 +268,34 @@ def set_next_seq(conn: sqlite3.Connection, topic_id: str, next_seq: int, now: fl
     )
 
 
+def existing_message_ids(conn: sqlite3.Connection, ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(f"SELECT message_id FROM messages WHERE message_id IN ({marks})", chunk)
+        found.update(r[0] for r in rows)
+    return found
+
+
+def used_seqs(conn: sqlite3.Connection, topic_id: str, seqs: list[int]) -> set[int]:
+    found: set[int] = set()
+    for start in range(0, len(seqs), 500):
+        chunk = seqs[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(
+            f"SELECT seq FROM messages WHERE topic_id = ? AND seq IN ({marks})",
+            [topic_id, *chunk],
+        )
+        found.update(r[0] for r in rows)
+    return found
+
+
+def max_seq(conn: sqlite3.Connection, topic_id: str) -> int:
+    row = conn.execute("SELECT MAX(seq) FROM messages WHERE topic_id = ?", (topic_id,)).fetchone()
+    return row[0] or 0
+
+
 def message_by_client_id(
     conn: sqlite3.Connection, topic_id: str, sender: str, client_message_id: str
 ) -> Message | None:

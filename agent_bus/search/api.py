@@ -1,0 +1,72 @@
+"""The search entry point of the doors: the contract's argument checks, then one snapshot.
+
+`messages_search`, `agent-bus search` and the web search page all come here, so
+every door refuses the same bad arguments with the same `INVALID_ARGUMENT`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from agent_bus.errors import InvalidArgument
+from agent_bus.models import SearchResult, Warning
+from agent_bus.service import topics
+from agent_bus.service.checks import (
+    MAX_SEARCH_LIMIT,
+    check_bool,
+    check_int,
+    check_name,
+    check_text,
+)
+from agent_bus.settings import BusSettings
+from agent_bus.store.database import Database
+
+MODES = ("hybrid", "fts", "semantic")
+
+
+def search_bus(
+    db: Database,
+    settings: BusSettings,
+    semantic_engine: Callable[[], Any],
+    query: object,
+    *,
+    topic_id: object = None,
+    mode: object = "hybrid",
+    limit: object = 20,
+    model: object = None,
+    include_content: object = False,
+) -> tuple[list[SearchResult], list[Warning]]:
+    """Check the arguments, then search the bus (across topics unless ``topic_id``).
+
+    ``semantic_engine`` gives the caller's long-lived vector caches; it is called only
+    for modes that need them.
+    """
+    from agent_bus.search.service import search
+
+    text = check_text(query, "query")
+    if len(text) > settings.max_query_chars:
+        raise InvalidArgument(
+            f"query must be <= {settings.max_query_chars} characters", field="query"
+        )
+    if mode not in MODES:
+        raise InvalidArgument("mode must be 'hybrid', 'fts' or 'semantic'", field="mode")
+    lim = check_int(limit, "limit", minimum=1, maximum=MAX_SEARCH_LIMIT)
+    with_content = check_bool(include_content, "include_content")
+    if model is not None:
+        check_name(model, "model", 200)
+    tid = None if topic_id is None else topics.get(db, topic_id).topic_id
+    engine = semantic_engine() if mode != "fts" else None
+    return db.read(
+        lambda c: search(
+            c,
+            text,
+            mode=str(mode),
+            topic_id=tid,
+            limit=lim,
+            include_content=with_content,
+            model=model,  # type: ignore[arg-type]
+            settings=settings,
+            engine=engine,
+        )
+    )
