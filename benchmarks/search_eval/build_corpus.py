@@ -10,8 +10,8 @@ Each source file holds one topic::
 
 Message ids are ``<topic>:<nn>`` so that query labels stay readable.
 
-Run ``python build_corpus.py`` after editing a source file; it rewrites
-``messages.jsonl`` deterministically (sorted by file name, then by order in file).
+Run ``python build_corpus.py [SET_DIR]`` (default: this folder, set 1) after editing a
+source file; it rewrites it deterministically (sorted by file name, then by order in file).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ CORPUS_DIR = HERE / "corpus"
 OUTPUT = HERE / "messages.jsonl"
 
 _TOPIC_RE = re.compile(r"^@@ topic (?P<topic>[a-z0-9.-]+)\s*$")
-_HEADER_RE = re.compile(r"^@@ (?P<num>\d{2}) (?P<sender>[a-z-]+) (?P<type>[a-z_]+)\s*$")
+_HEADER_RE = re.compile(r"^@@ (?P<num>\d{2}) (?P<sender>[a-z0-9-]+) (?P<type>[a-z_]+)\s*$")
 
 
 class CorpusFormatError(Exception):
@@ -75,9 +75,9 @@ def parse_source(path: Path) -> list[dict[str, str]]:
     return messages
 
 
-def build() -> list[dict[str, str]]:
+def build(corpus_dir: Path = CORPUS_DIR) -> list[dict[str, str]]:
     messages: list[dict[str, str]] = []
-    for path in sorted(CORPUS_DIR.glob("*.md")):
+    for path in sorted(corpus_dir.glob("*.md")):
         messages.extend(parse_source(path))
     ids = [m["id"] for m in messages]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
@@ -87,12 +87,14 @@ def build() -> list[dict[str, str]]:
 
 
 def main() -> int:
-    messages = build()
-    with OUTPUT.open("w", encoding="utf-8") as fh:
+    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE
+    output = folder / "messages.jsonl"
+    messages = build(folder / "corpus")
+    with output.open("w", encoding="utf-8") as fh:
         for message in messages:
             fh.write(json.dumps(message, ensure_ascii=False) + "\n")
     topics = sorted({m["topic"] for m in messages})
-    print(f"wrote {len(messages)} messages in {len(topics)} topics to {OUTPUT.name}")
+    print(f"wrote {len(messages)} messages in {len(topics)} topics to {output}")
     return 0
 
 

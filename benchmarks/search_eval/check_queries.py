@@ -1,4 +1,4 @@
-"""Validate ``queries.jsonl`` against ``messages.jsonl``.
+"""Validate ``queries.jsonl`` against ``messages.jsonl`` (``python check_queries.py [SET_DIR]``).
 
 Checks, each reported as a problem line (exit code 1 if any):
 
@@ -21,7 +21,10 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-CLASSES = {"identifier", "paraphrase", "keyword", "topic_scoped"}
+# Set 1 (this folder) and set 2 (set2/) name their classes differently; the checks map.
+CLASSES = {"identifier", "paraphrase", "keyword", "topic_scoped", "exact", "multi_facet", "scoped"}
+SCOPED = {"topic_scoped", "scoped"}
+EXACT = {"identifier", "exact"}
 
 STOPWORDS = frozenset(
     """
@@ -92,13 +95,13 @@ def check(messages: list[dict], queries: list[dict]) -> list[str]:
         extra_grades = set(q.get("grades", {})) - set(relevant)
         if extra_grades:
             problems.append(f"{qid}: grades for non-relevant ids {sorted(extra_grades)}")
-        if q["class"] == "topic_scoped":
+        if q["class"] in SCOPED:
             topic = q.get("topic")
             if not topic:
                 problems.append(f"{qid}: topic_scoped query without topic")
             elif off := [r for r in relevant if by_id[r]["topic"] != topic]:
                 problems.append(f"{qid}: relevant outside topic {topic}: {off}")
-        if q["class"] == "identifier":
+        if q["class"] in EXACT:
             needle = q["query"].lower().removesuffix("()")
             for r in relevant:
                 if needle not in by_id[r]["content_markdown"].lower():
@@ -120,8 +123,9 @@ def check(messages: list[dict], queries: list[dict]) -> list[str]:
 
 
 def main() -> int:
-    messages = load_jsonl(HERE / "messages.jsonl")
-    queries = load_jsonl(HERE / "queries.jsonl")
+    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE
+    messages = load_jsonl(folder / "messages.jsonl")
+    queries = load_jsonl(folder / "queries.jsonl")
     problems = check(messages, queries)
     for problem in problems:
         print(problem)

@@ -378,7 +378,19 @@ def evaluate(search: SearchFn, mode: str, queries: Sequence[dict[str, Any]]) -> 
     """Run every query through ``search`` and average the metrics per class and overall."""
     result = ModeResult(mode)
     latencies: list[float] = []
-    buckets: dict[str, list[dict[str, float]]] = {c: [] for c in (*CLASSES, "all")}
+    # Classes in a fixed order (set 1's and set 2's names), then any other, then "all".
+    order = (
+        "identifier",
+        "exact",
+        "paraphrase",
+        "keyword",
+        "multi_facet",
+        "topic_scoped",
+        "scoped",
+    )
+    names = [c for c in order if any(q["class"] == c for q in queries)]
+    names += sorted({q["class"] for q in queries} - set(names))
+    buckets: dict[str, list[dict[str, float]]] = {c: [] for c in (*names, "all")}
     for q in queries:
         started = time.perf_counter()
         ranked = search(q["query"], q.get("topic"), mode, 10)
