@@ -51,6 +51,23 @@ class BusSettings(BaseSettings):
             "(file notifications do the fast path where the OS offers them)."
         ),
     )
+    sync_default_wait_seconds: int = Field(
+        default=45,
+        ge=0,
+        le=86400,
+        description=(
+            "How long sync long-polls when the call leaves wait_seconds out; below the 60 s "
+            "request timeout of the TypeScript MCP SDK and of Codex's documented default."
+        ),
+    )
+    sync_progress_seconds: float = Field(
+        default=10,
+        ge=0.05,
+        description=(
+            "While a sync waits, send a progress notification this often when the client "
+            "sent a progressToken (clients that reset their timeout on progress keep the call)."
+        ),
+    )
     presence_touch_seconds: int = Field(
         default=30,
         ge=1,

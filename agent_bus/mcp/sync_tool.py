@@ -11,6 +11,7 @@ from agent_bus.bus import Bus
 from agent_bus.errors import InvalidArgument
 from agent_bus.mcp import render
 from agent_bus.mcp.identities import Identities, session_key
+from agent_bus.mcp.progress import with_progress
 from agent_bus.mcp.results import ignored_warning, ok
 from agent_bus.models import SyncOutput
 from agent_bus.settings import BusSettings
@@ -20,6 +21,8 @@ def register_sync(server: MCPServer, bus: Bus, settings: BusSettings, ids: Ident
     """Add the sync tool to ``server``."""
     cap = settings.max_sync_items
     default_items = min(20, cap)
+    default_wait = settings.sync_default_wait_seconds
+    progress_every = settings.sync_progress_seconds
     text_opts = dict(
         include_bodies=settings.tool_text_include_bodies, max_chars=settings.tool_text_max_chars
     )
@@ -75,10 +78,11 @@ def register_sync(server: MCPServer, bus: Bus, settings: BusSettings, ids: Ident
             int,
             Field(
                 description=(
-                    "Long-poll up to this many seconds when nothing is new; 0 = return at once."
+                    "Long-poll up to this many seconds when nothing is new; 0 = return at once. "
+                    f"Omitted: {default_wait} s, within every client's default request timeout."
                 )
             ),
-        ] = 60,
+        ] = default_wait,
         auto_advance: Annotated[
             bool, Field(description="Advance your cursor past what is returned.")
         ] = True,
@@ -104,7 +108,7 @@ def register_sync(server: MCPServer, bus: Bus, settings: BusSettings, ids: Ident
         agent = ids.resolve(session_key(ctx), str(topic_id), agent_name)
         items = bus.check_outbox(outbox)
         ignored = bus.unknown_outbox_fields(outbox)
-        result = await bus.async_sync(
+        waiting = bus.async_sync(
             topic_id,
             agent,
             items,
@@ -113,6 +117,9 @@ def register_sync(server: MCPServer, bus: Bus, settings: BusSettings, ids: Ident
             wait_seconds=wait_seconds,
             auto_advance=auto_advance,
             ack_through=ack_through,
+        )
+        result = await with_progress(
+            ctx, progress_every, wait_seconds, f"waiting for messages on {topic_id}", waiting
         )
         out = SyncOutput(
             topic_id=result.topic_id,
