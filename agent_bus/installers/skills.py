@@ -11,7 +11,7 @@ reading it would also find in the new place is removed.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -170,41 +170,52 @@ def _install_all(
     user: bool,
     force: bool,
 ) -> InstallReport:
+    def dirs_of(name: str) -> list[Path]:
+        return [place(d, project_dir, user) for d in CLIENTS[name].skill_dirs(user)]
+
     results, warnings = [], []
     for skill in skills:
         home = next((d for d in reads if (d / skill.name / "SKILL.md").exists()), reads[0])
-        result = _install_one(skill, home / skill.name, force)
+        result = _install_one(skill, home / skill.name, force, spec.name)
         if result.status != "modified":
-            result.removed = _drop_redundant(skill.name, home, known, project_dir, user)
-        seen = [d for d in reads if (d / skill.name / "SKILL.md").exists()]
-        if len(seen) > 1:
-            where = " and ".join(str(d) for d in seen)
-            warnings.append(
-                f"{spec.label} sees {skill.name} twice ({where}): remove the copy you do not use"
-            )
+            moved, result.removed = _drop_redundant(skill.name, home, known, dirs_of)
+            if moved:
+                _record_clients(home / skill.name, moved)
+        # Who asked for a copy anywhere, and does any of them now see two?
+        asked = {spec.name}
+        for folder in known:
+            asked |= _read_clients(folder / skill.name) or set()
+        for name in sorted(asked):
+            seen = [d for d in dirs_of(name) if (d / skill.name / "SKILL.md").exists()]
+            if len(seen) > 1:
+                where = " and ".join(str(d) for d in seen)
+                warnings.append(
+                    f"{CLIENTS[name].label} sees {skill.name} twice ({where}): "
+                    "remove the copy it should not use"
+                )
         results.append(result)
     return InstallReport(spec.name, reads[0], results, warnings)
 
 
-def _readers(folder: Path, project_dir: Path | None, user: bool) -> list[set[Path]]:
-    """For each client reading ``folder``, every folder that client reads."""
-    readers = []
-    for spec in CLIENTS.values():
-        dirs = {place(d, project_dir, user) for d in spec.skill_dirs(user)}
-        if folder in dirs:
-            readers.append(dirs)
-    return readers
-
-
 def _drop_redundant(
-    name: str, home: Path, known: set[Path], project_dir: Path | None, user: bool
-) -> list[Path]:
-    """Remove untouched copies of ``name`` whose every reader also reads ``home``."""
+    name: str, home: Path, known: set[Path], dirs_of: Callable[[str], list[Path]]
+) -> tuple[set[str], list[Path]]:
+    """Remove untouched copies of ``name`` that every client they serve also finds in ``home``.
+
+    A copy serves the clients its manifest records; a copy from an older release (no record)
+    serves every client that reads its folder. Returns the clients moved and the copies removed.
+    """
+    moved: set[str] = set()
     removed = []
     for folder in sorted(known - {home}):
         copy = folder / name
         manifest = _read_manifest(copy)
-        if not manifest or not all(home in dirs for dirs in _readers(folder, project_dir, user)):
+        if not manifest:
+            continue
+        served = _read_clients(copy)
+        if served is None:
+            served = {c for c in CLIENTS if folder in dirs_of(c)}
+        if not all(home in dirs_of(c) for c in served if c in CLIENTS):
             continue
         if any(sha256(read_bytes(copy / rel) or b"") != digest for rel, digest in manifest.items()):
             continue  # someone edited it: theirs to remove
@@ -216,13 +227,15 @@ def _drop_redundant(
                 sub.rmdir()
         if not any(copy.iterdir()):
             copy.rmdir()
+        moved |= served
         removed.append(copy)
-    return removed
+    return moved, removed
 
 
-def _install_one(skill: Skill, dest: Path, force: bool) -> SkillInstall:
+def _install_one(skill: Skill, dest: Path, force: bool, client: str) -> SkillInstall:
     shipped = {rel.as_posix(): (skill.path / rel).read_bytes() for rel in skill.files()}
     previous = _read_manifest(dest)
+    clients = (_read_clients(dest) or set()) | {client}
     changed, edited = [], []
     for rel, content in shipped.items():
         current = read_bytes(dest / rel)
@@ -245,9 +258,8 @@ def _install_one(skill: Skill, dest: Path, force: bool) -> SkillInstall:
     for rel in stale:
         (dest / rel).unlink(missing_ok=True)
     manifest = {rel: sha256(content) for rel, content in shipped.items()}
-    if manifest != previous or changed:
-        payload = {"package_version": __version__, "files": manifest}
-        atomic_write(dest / MANIFEST, (json.dumps(payload, indent=2) + "\n").encode())
+    if manifest != previous or changed or clients != _read_clients(dest):
+        _write_manifest(dest, manifest, clients)
     if not changed and not stale:
         status: SkillStatus = "unchanged"
     elif edited:
@@ -270,3 +282,25 @@ def _read_manifest(dest: Path) -> dict[str, str]:
     # The manifest lives in the user's (possibly cloned) project: only keys naming a plain
     # file inside the pack count, so it can never point us at anything else to delete.
     return {str(k): str(v) for k, v in files.items() if inside(dest, str(k))}
+
+
+def _read_clients(dest: Path) -> set[str] | None:
+    """The clients a copy was installed for (None: no manifest, or one from before records)."""
+    try:
+        data = json.loads((dest / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    clients = data.get("clients") if isinstance(data, dict) else None
+    if not isinstance(clients, list):
+        return None
+    return {str(c) for c in clients}
+
+
+def _write_manifest(dest: Path, files: dict[str, str], clients: set[str]) -> None:
+    payload = {"package_version": __version__, "clients": sorted(clients), "files": files}
+    atomic_write(dest / MANIFEST, (json.dumps(payload, indent=2) + "\n").encode())
+
+
+def _record_clients(dest: Path, more: set[str]) -> None:
+    clients = (_read_clients(dest) or set()) | more
+    _write_manifest(dest, _read_manifest(dest), clients)
