@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
 import anyio
@@ -66,5 +68,47 @@ async def test_a_waiting_sync_returns_a_message_posted_right_after_its_check(
         assert result.status == "ready"
         assert [m.content_markdown for m in result.received] == ["hi"]
     finally:
+        waiter.close()
+        peer.close()
+
+
+async def test_a_sync_cancelled_while_its_step_commits_leaves_the_messages_for_the_next_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The client gives up at the instant a waiting sync reads: nothing is consumed unseen."""
+    settings = BusSettings(db=tmp_path / "bus.sqlite")
+    waiter, peer = Bus(settings), Bus(settings)
+    committed, release = threading.Event(), threading.Event()
+    real_step = sync_service.step
+
+    def step_that_lingers(*args, **kwargs):
+        parts = real_step(*args, **kwargs)
+        if parts[1]:  # it read the peer's message and moved the cursor: now the cancel lands
+            committed.set()
+            release.wait(10)
+        return parts
+
+    try:
+        topic, _ = waiter.topic_create("cancel-race")
+        options = dict(max_items=5, include_self=False, auto_advance=True, ack_through=None)
+        monkeypatch.setattr(sync_service, "step", step_that_lingers)
+        waiting = asyncio.ensure_future(
+            waiter.async_sync(topic.topic_id, "me", [], wait_seconds=30, **options)
+        )
+        await anyio.sleep(0.2)
+        assert not waiting.done()  # really waiting
+        peer.post(topic.topic_id, "peer", [OutboxItem(content_markdown="do not lose me")])
+        with anyio.fail_after(10):
+            while not committed.is_set():
+                await anyio.sleep(0.01)
+        waiting.cancel()
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        monkeypatch.setattr(sync_service, "step", real_step)
+        again = await waiter.async_sync(topic.topic_id, "me", [], wait_seconds=0, **options)
+        assert [m.content_markdown for m in again.received] == ["do not lose me"]
+    finally:
+        release.set()
         waiter.close()
         peer.close()

@@ -8,8 +8,11 @@ never a blocking call on the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
+
+import anyio
 
 from agent_bus.errors import InvalidArgument, TopicClosed
 from agent_bus.models import Cursor, Message, OutboxItem, SentMessage, Warning
@@ -120,6 +123,11 @@ def post(db: Database, topic_id: str, sender: object, items: list[OutboxItem]) -
     return db.write(tx)
 
 
+def rewind_cursor(db: Database, topic_id: str, agent_name: str, to_seq: int, if_seq: int) -> bool:
+    """Undo a cursor move nobody was told about (see `sync`), unless it moved again since."""
+    return db.write(lambda c: queries.rewind_cursor(c, topic_id, agent_name, to_seq, if_seq))
+
+
 def has_messages_after(db: Database, topic_id: str, after_seq: int, exclude: str | None) -> bool:
     return db.read(lambda c: queries.any_after(c, topic_id, after_seq, exclude))
 
@@ -149,7 +157,25 @@ async def sync(
         _, received, cursor, has_more = parts
         return SyncResult(topic_id, agent_name, status, cursor, sent, received, has_more)
 
-    first = await db.run(step, db, topic_id, agent_name, items, ack_through=ack_through, **opts)
+    async def run_step(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """A step on the worker pool that a cancelled caller cannot make lose messages.
+
+        The step commits in its thread even when this call is cancelled meanwhile (the
+        client gave up, a timeout fired). Its reply is then never sent, so the cursor
+        move is undone: what it read comes with the next sync instead of vanishing.
+        """
+        task = asyncio.ensure_future(db.run(fn, *args, **kwargs))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                done = await task
+                if done is not None and done[1] and auto_advance:
+                    rewind = done[1][0].seq - 1  # only own messages lie before it
+                    await db.run(rewind_cursor, db, topic_id, agent_name, rewind, done[2].last_seq)
+            raise
+
+    first = await run_step(step, db, topic_id, agent_name, items, ack_through=ack_through, **opts)
     sent = first[0]
     if any(not s.duplicate for s in sent):
         db.notify_change()
@@ -168,7 +194,7 @@ async def sync(
         generation = db.watcher.generation  # before the check: no missed wake-up
         touch = loop.time() >= next_touch
         # One hop to the worker pool: a cheap read, and the write step only if needed.
-        found = await db.run(step_if_pending, cursor.last_seq, touch)
+        found = await run_step(step_if_pending, cursor.last_seq, touch)
         if found is not None:
             cursor = found[2]
             next_touch = loop.time() + presence_touch_seconds
@@ -176,7 +202,7 @@ async def sync(
                 return result("ready", found, sent)
             continue
         await db.watcher.wait(generation, min(deadline, next_touch) - loop.time())
-    last = await db.run(step, db, topic_id, agent_name, [], ack_through=None, **opts)
+    last = await run_step(step, db, topic_id, agent_name, [], ack_through=None, **opts)
     return result("ready" if last[1] else "timeout", last, sent)
 
 

@@ -238,6 +238,17 @@ def upsert_cursor(
     return Cursor(last_seq=last_seq, updated_at=now)
 
 
+def rewind_cursor(
+    conn: sqlite3.Connection, topic_id: str, agent_name: str, to_seq: int, if_seq: int
+) -> bool:
+    """Move a cursor back to ``to_seq`` only if it still stands at ``if_seq``."""
+    cur = conn.execute(
+        "UPDATE cursors SET last_seq = ? WHERE topic_id = ? AND agent_name = ? AND last_seq = ?",
+        (to_seq, topic_id, agent_name, if_seq),
+    )
+    return cur.rowcount == 1
+
+
 def presence(
     conn: sqlite3.Connection, topic_id: str, since: float, limit: int
 ) -> list[sqlite3.Row]:
