@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -45,7 +47,7 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No test reads the user's real bus, llm keys or home directory."""
     for key in list(os.environ):
         if key.startswith("AGENT_BUS_"):
@@ -57,6 +59,12 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("LLM_USER_PATH", str(tmp_path / "llm"))
     (tmp_path / "home").mkdir(exist_ok=True)
+    # Sockets of long database paths go to a private dir under the runtime dir: a fresh
+    # one per test, short enough for a socket address, removed afterwards.
+    runtime = tempfile.mkdtemp(prefix="ab-run-")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", runtime)
+    yield
+    shutil.rmtree(runtime, ignore_errors=True)
 
 
 @pytest.fixture

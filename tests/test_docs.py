@@ -1,12 +1,14 @@
 """The reference docs cover everything users can call or set (sqlite-utils' docs test, our way).
 
 Tools come from a real `tools/list`, commands from the typer app, settings from `BusSettings`,
-prompts from the shipped templates and codes from `agent_bus.errors`: adding any of them
-without documenting it fails here.
+prompts from the shipped templates and codes from `agent_bus.errors` and from every module
+that spells a code out (doors translate at their edge): adding any of them without
+documenting it fails here.
 """
 
 from __future__ import annotations
 
+import ast
 import functools
 import re
 import tempfile
@@ -38,8 +40,13 @@ def listed_tools() -> dict[str, Any]:
     """`tools/list` of a real server process (collected once, before any test runs)."""
 
     async def fetch() -> dict[str, Any]:
+        # Runs at collection, before conftest isolates each test: isolate this server here.
         with tempfile.TemporaryDirectory() as tmp:
-            async with spawn(Path(tmp) / "bus.sqlite") as session:
+            home = Path(tmp) / "home"
+            home.mkdir()
+            async with spawn(
+                Path(tmp) / "bus.sqlite", HOME=str(home), LLM_USER_PATH=str(Path(tmp) / "llm")
+            ) as session:
                 return {t.name: t for t in (await session.list_tools()).tools}
 
     return anyio.run(fetch)
@@ -143,17 +150,82 @@ def test_every_prompt_is_in_the_prompts_reference(name: str) -> None:
         assert f"`{argument.name}`" in text, f"{name}: argument {argument.name}"
 
 
-def _error_codes() -> set[str]:
-    codes = set(errors.ERROR_CODES)
+# Sources whose codes never reach a user: the embedding service's private socket protocol
+# (its replies become log lines or an INTERNAL_ERROR in the client, never a code of their own).
+PRIVATE_PROTOCOL = {"agent_bus/embeddings/daemon.py", "agent_bus/embeddings/client.py"}
+CODE = re.compile(r"[A-Z][A-Z0-9]*(_[A-Z0-9]+)*")
+
+
+def _constant_code(node: ast.AST | None) -> str | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        if CODE.fullmatch(node.value):
+            return node.value
+    return None
+
+
+def _emitted_codes(tree: ast.AST) -> set[str]:
+    """String codes a module hands out: ``code = "X"``, ``code="X"``, ``{"code": "X"}``, a
+    ``code`` parameter's default, and the first argument of a ``…fail…``/``…error…`` call."""
+    found: list[str | None] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == "code" for t in targets):
+                found.append(_constant_code(node.value))
+        elif isinstance(node, ast.keyword) and node.arg == "code":
+            found.append(_constant_code(node.value))
+        elif isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values, strict=True):
+                if isinstance(key, ast.Constant) and key.value == "code":
+                    found.append(_constant_code(value))
+        elif isinstance(node, ast.arguments):
+            params = node.posonlyargs + node.args
+            defaults = [None] * (len(params) - len(node.defaults)) + list(node.defaults)
+            pairs = list(zip(params, defaults, strict=True))
+            pairs += list(zip(node.kwonlyargs, node.kw_defaults, strict=True))
+            found += [_constant_code(d) for a, d in pairs if a.arg == "code"]
+        elif isinstance(node, ast.Call) and node.args:
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+            if re.search(r"fail|error", name, re.I):
+                found.append(_constant_code(node.args[0]))
+    return {code for code in found if code}
+
+
+def _error_codes() -> dict[str, str]:
+    """Every code a door can emit -> where it comes from: the `BusError` classes, and the
+    codes written out in any module (doors translate at their edge, e.g. the CLI's
+    ``ABORTED``, the web's ``NOT_FOUND``; new doors are scanned wherever they live)."""
+    codes = {code: "agent_bus/errors.py" for code in errors.ERROR_CODES}
     for value in vars(errors).values():
         if isinstance(value, type) and issubclass(value, errors.BusError):
-            codes.add(value.code)
+            codes[value.code] = "agent_bus/errors.py"
+    for package in ("agent_bus", "datasette_plugins"):
+        for path in sorted((REPO / package).rglob("*.py")):
+            rel = str(path.relative_to(REPO))
+            if rel in PRIVATE_PROTOCOL:
+                continue
+            for code in _emitted_codes(ast.parse(read(path), rel)):
+                codes.setdefault(code, rel)
     return codes
 
 
-@pytest.mark.parametrize("code", sorted(_error_codes()))
+ERROR_CODES = _error_codes()
+
+
+def test_the_code_scan_sees_codes_that_only_a_door_spells_out() -> None:
+    assert ERROR_CODES["NOT_FOUND"].startswith("datasette_plugins/")
+    assert ERROR_CODES["ABORTED"] == "agent_bus/cli/__init__.py"
+    assert ERROR_CODES["UNAVAILABLE"] == "agent_bus/cli/_common.py"
+    assert ERROR_CODES["SEMANTIC_UNAVAILABLE"] == "agent_bus/search/service.py"
+
+
+@pytest.mark.parametrize("code", sorted(ERROR_CODES))
 def test_every_error_code_is_in_the_errors_reference(code: str) -> None:
-    assert re.search(rf"^#+ `{code}`", read(REFERENCE / "errors.md"), re.M), code
+    text = read(REFERENCE / "errors.md")
+    as_heading = re.search(rf"^#+ `{code}`", text, re.M)
+    as_entry = re.search(rf"^(- |\| )`{code}`", text, re.M)  # short lists and the warnings
+    assert as_heading or as_entry, f"{code} (from {ERROR_CODES[code]}) is not in errors.md"
 
 
 MARKDOWN = sorted(DOCS.rglob("*.md"))

@@ -212,6 +212,18 @@ def test_a_failing_model_is_retried_with_backoff_then_gives_up_and_shows_in_stat
         bus.close()
 
 
+def _jobs(bus: Bus) -> dict[str, int]:
+    return bus.read(lambda c: store.job_counts(c, time.time()))
+
+
+def _until(condition, timeout: float = 60.0) -> None:
+    """Poll for a condition; the deadline is liveness only (a loaded machine is slow)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+
+
 def test_a_model_that_raises_in_the_background_does_not_stop_the_bus(db_path):
     bus = _bus(
         db_path,
@@ -228,18 +240,10 @@ def test_a_model_that_raises_in_the_background_does_not_stop_the_bus(db_path):
             worker = BackgroundIndexer(bus).start()
             try:
                 tid = _post(bus, "POISON", "fine")
-                deadline = time.monotonic() + 20
-                while time.monotonic() < deadline:
-                    jobs = bus.read(lambda c: store.job_counts(c, time.time()))
-                    if jobs["failed"] == 1 and jobs["queued"] == 0:
-                        break
-                    time.sleep(0.05)
-                assert jobs["failed"] == 1 and worker.is_leader
+                _until(lambda: _jobs(bus)["failed"] == 1 and _jobs(bus)["queued"] == 0)
+                assert worker.is_leader
                 bus.post(tid, "tester", [OutboxItem(content_markdown="later message")])
-                while time.monotonic() < deadline:
-                    if bus.read(lambda c: store.job_counts(c, time.time()))["queued"] == 0:
-                        break
-                    time.sleep(0.05)
+                _until(lambda: _jobs(bus)["queued"] == 0)
                 results, _ = bus.search("later message", mode="semantic", limit=1)
                 assert results[0].snippet == "later message"
             finally:

@@ -28,21 +28,23 @@ CORPUS = [
     "We decided to wait longer after each failure before trying again.",
 ]
 
+# Query -> the CORPUS messages it finds: FTS syntax in user text is words to look for, or
+# nothing, never an error.
 HOSTILE = [
-    '"',
-    '"unbalanced',
-    "AND",
-    "OR NOT",
-    "NEAR(a b, 3)",
-    "a* ^b c:d",
-    "((( )))",
-    "col:value",
-    "🚀🔥",
-    "the of and",
-    "x" * 10_000,
-    "- + * / \\",
-    "'; DROP TABLE messages; --",
-    "retry_backoff_ms AND (src/store/schema.py OR",
+    ('"', set()),
+    ('"unbalanced', set()),
+    ("AND", {0}),  # only a stop-word: kept, and "and" is a word of message 0
+    ("OR NOT", set()),
+    ("NEAR(a b, 3)", set()),
+    ("a* ^b c:d", set()),
+    ("((( )))", set()),
+    ("col:value", set()),
+    ("🚀🔥", set()),
+    ("the of and", {0, 1, 3}),
+    ("x" * 10_000, set()),
+    ("- + * / \\", set()),
+    ("'; DROP TABLE messages; --", {1}),  # "table" is a word of message 1
+    ("retry_backoff_ms AND (src/store/schema.py OR", {0, 1}),
 ]
 
 
@@ -68,9 +70,29 @@ def _contents(results):
 )
 def test_any_query_string_gives_results_or_nothing_never_an_fts_error(bus, query):
     results = bus.read(
-        lambda c: fts_results(c, query, topic_id=None, limit=5, include_content=False)
+        lambda c: fts_results(c, query, topic_id=None, limit=5, include_content=True)
     )
     assert len(results) <= 5
+    assert len({r.message_id for r in results}) == len(results)  # each message once
+    assert all(r.content_markdown in CORPUS for r in results)
+
+
+# Words of exactly one CORPUS message each, and the message's index.
+KNOWN_WORDS = {"pizzas": 2, "basil": 2, "migration": 1, "retry_backoff_ms": 0, "ERR_DB_LOCKED": 3}
+
+
+@given(
+    st.sampled_from(sorted(KNOWN_WORDS)),
+    st.text(max_size=200),
+)
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_a_word_is_found_whatever_hostile_text_follows_it(bus, word, junk):
+    results = bus.read(
+        lambda c: fts_results(c, f"{word} {junk}", topic_id=None, limit=5, include_content=True)
+    )
+    assert CORPUS[KNOWN_WORDS[word]] in [r.content_markdown for r in results]
 
 
 @given(st.text(min_size=1, max_size=200).filter(lambda s: s.strip() and "\x00" not in s))
@@ -78,14 +100,16 @@ def test_any_query_string_gives_results_or_nothing_never_an_fts_error(bus, query
     max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 def test_any_query_through_the_service_in_fts_mode_never_raises(bus, query):
-    results, warnings = bus.search(query, mode="fts", limit=3)
+    results, warnings = bus.search(query, mode="fts", limit=3, include_content=True)
     assert len(results) <= 3 and warnings == []
+    assert all(r.content_markdown in CORPUS and r.fts_rank is not None for r in results)
 
 
-@pytest.mark.parametrize("query", HOSTILE)
-def test_hostile_queries_return_results_or_an_empty_list(bus, query):
-    results, _ = bus.search(query, mode="fts")
-    assert isinstance(results, list)
+@pytest.mark.parametrize(("query", "expected"), HOSTILE, ids=lambda v: repr(v)[:30])
+def test_hostile_queries_find_exactly_the_messages_with_their_words(bus, query, expected):
+    results, warnings = bus.search(query, mode="fts", include_content=True)
+    assert {CORPUS.index(r.content_markdown) for r in results} == expected
+    assert warnings == []
 
 
 def test_identifiers_and_their_parts_are_found_by_fts(bus):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sqlite3
@@ -14,6 +15,33 @@ from conftest import call, spawn
 from rawmcp import RawServer
 
 pytestmark = pytest.mark.anyio
+
+
+def _cursor_updated_at(db_path, topic_id: str, agent: str) -> float | None:
+    with contextlib.closing(sqlite3.connect(db_path, timeout=30)) as db:
+        row = db.execute(
+            "SELECT updated_at FROM cursors WHERE topic_id = ? AND agent_name = ?",
+            (topic_id, agent),
+        ).fetchone()
+    return row[0] if row else None
+
+
+def _wait_for_cursor(db_path, topic_id: str, agent: str, after: float | None = None) -> None:
+    """Until a sync of ``agent`` has committed its first step (it writes the cursor).
+
+    A sync that found nothing then waits, so this is the moment it is known to wait.
+    """
+    deadline = time.monotonic() + 60
+    while True:
+        seen = _cursor_updated_at(db_path, topic_id, agent)
+        if seen is not None and (after is None or seen > after):
+            return
+        assert time.monotonic() < deadline, "the sync never took its first step"
+        time.sleep(0.02)
+
+
+async def _until_waiting(db_path, topic_id: str, agent: str, after: float | None) -> None:
+    await anyio.to_thread.run_sync(_wait_for_cursor, db_path, topic_id, agent, after)
 
 
 def test_lone_surrogates_and_malformed_lines_never_stall_the_server(db_path):
@@ -93,12 +121,11 @@ def test_closing_stdin_ends_the_server_promptly_even_while_a_sync_waits(db_path)
             "tools/call",
             {"name": "sync", "arguments": {"topic_id": topic["topic_id"], "wait_seconds": 120}},
         )
-        time.sleep(0.3)  # let the call reach its wait; the point is what happens after EOF
-        started = time.monotonic()
+        _wait_for_cursor(db_path, topic["topic_id"], "a")  # its first step is done: it waits
         assert server.proc.stdin is not None
         server.proc.stdin.close()
-        server.proc.wait(timeout=15)
-        assert time.monotonic() - started < 10
+        # A liveness bound far below the 120 s the sync would otherwise wait.
+        assert server.proc.wait(timeout=60) is not None
     finally:
         server.close()
 
@@ -110,15 +137,19 @@ async def test_a_ping_is_answered_while_a_sync_of_the_same_session_waits(db_path
         await call(b, "topic_join", agent_name="poster", topic_id=topic_id)
         done = anyio.Event()
         result: dict = {}
+        before = _cursor_updated_at(db_path, topic_id, "waiter")
 
         async def waiter() -> None:
-            result.update(await call(a, "sync", topic_id=topic_id, wait_seconds=60))
+            result.update(await call(a, "sync", topic_id=topic_id, wait_seconds=600))
             done.set()
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(waiter)
-            with anyio.fail_after(10):
-                # Several pings and a search complete while the sync is still waiting.
+            with anyio.fail_after(60):
+                # The sync has committed its first step and found nothing: it is waiting now.
+                await _until_waiting(db_path, topic_id, "waiter", before)
+                assert not done.is_set()
+                # Several pings and a search complete while that sync still waits.
                 for _ in range(3):
                     assert (await call(a, "ping"))["ok"] is True
                 await call(a, "messages_search", query="anything", mode="fts")
@@ -130,7 +161,7 @@ async def test_a_ping_is_answered_while_a_sync_of_the_same_session_waits(db_path
                 wait_seconds=0,
                 outbox=[{"content_markdown": "wake up"}],
             )
-            with anyio.fail_after(10):
+            with anyio.fail_after(60):
                 await done.wait()
         assert result["status"] == "ready"
         assert [m["content_markdown"] for m in result["received"]] == ["wake up"]
@@ -149,8 +180,11 @@ async def test_a_cancelled_wait_does_not_swallow_the_next_message(db_path):
         topic_id = (await call(a, "topic_create", name="cancel"))["topic_id"]
         await call(a, "topic_join", agent_name="reader", topic_id=topic_id)
         await call(b, "topic_join", agent_name="writer", topic_id=topic_id)
-        with anyio.move_on_after(0.5):
-            await a.call_tool("sync", {"topic_id": topic_id, "wait_seconds": 30})
+        with anyio.fail_after(60):  # liveness only
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(a.call_tool, "sync", {"topic_id": topic_id, "wait_seconds": 600})
+                await _until_waiting(db_path, topic_id, "reader", None)
+                tg.cancel_scope.cancel()  # the client gives up on the waiting sync
         await call(
             b,
             "sync",
@@ -195,6 +229,9 @@ def test_kill_9_mid_stream_leaves_a_sound_database_with_every_acknowledged_messa
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         db.execute("INSERT INTO messages_fts(messages_fts) VALUES ('integrity-check')")
         rows = dict(db.execute("SELECT client_message_id, seq FROM messages").fetchall())
+        contents = dict(
+            db.execute("SELECT client_message_id, content_markdown FROM messages").fetchall()
+        )
         next_seq = db.execute(
             "SELECT next_seq FROM topic_seq WHERE topic_id = ?", (topic_id,)
         ).fetchone()[0]
@@ -207,4 +244,6 @@ def test_kill_9_mid_stream_leaves_a_sound_database_with_every_acknowledged_messa
     assert set(batches.values()) == {5}, "a batch was half-stored"
     assert sorted(rows.values()) == list(range(1, len(rows) + 1))
     assert next_seq == len(rows) + 1
-    json.dumps(rows)  # plain data, nothing half-decoded
+    for cmid, content in contents.items():  # every stored body whole, none half-written
+        batch, item = cmid.split("-")
+        assert content == f"batch {batch} item {item}"

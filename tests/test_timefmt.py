@@ -42,5 +42,7 @@ def test_ago_honours_a_now_of_zero() -> None:
 
 
 def test_cli_and_web_say_the_same_thing() -> None:
-    for ts in (None, NOW - 10, NOW - 4000, NOW - 5 * 86400, NOW - 45 * 86400):
-        assert _common.ago(ts, NOW) == render.ago(ts, NOW) == ago(ts, NOW)
+    # One implementation, not two copies that agree today: comparing outputs of the same
+    # function would pass whatever it returned.
+    assert _common.ago is ago
+    assert render.ago is ago

@@ -150,10 +150,14 @@ def topic_label(topic: Topic) -> str:
 
 
 def confirm(question: str) -> bool:
-    """Ask on the terminal; without one, refuse (the caller tells the user about --yes)."""
+    """Ask on the terminal; without one, refuse (the caller tells the user about --yes).
+
+    Raises:
+        typer.Abort: the person answered no (the CLI reports ABORTED).
+    """
     if not sys.stdin.isatty():
         return False
-    return typer.confirm(question, default=False)
+    return typer.confirm(question, default=False, abort=True)
 
 
 class Unavailable(BusError):

@@ -36,6 +36,8 @@ def web(
     settings = settings_for(db)
     try:
         from agent_bus import web as web_ui
+
+        web_ui.load_plugin()  # imports Datasette: a broken install fails here, not mid-start
     except ImportError as exc:
         missing = getattr(exc, "name", None) or str(exc)
         raise Unavailable(

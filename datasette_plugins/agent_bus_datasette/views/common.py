@@ -38,6 +38,7 @@ STATUS_BY_CODE = {
     SchemaMismatch.code: 409,
     "FORBIDDEN": 403,
     "DB_BUSY": 503,
+    "EMBEDDINGS_UNAVAILABLE": 503,  # this server lacks the model; the request is fine
 }
 TITLES = {400: "Bad request", 403: "Forbidden", 404: "Not found", 409: "Conflict"}
 
