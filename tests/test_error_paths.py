@@ -284,7 +284,7 @@ async def test_web_semantic_search_without_a_usable_model_is_503_json(web, monke
     page = await web.client.get(
         "/-/agent-bus/agent_bus/search", params={"q": "kept", "mode": "semantic"}
     )
-    assert page.status_code == 200 and "no-such-embedding-model" in page.text
+    assert page.status_code == 503 and "no-such-embedding-model" in page.text
 
 
 @pytest.mark.anyio
