@@ -24,6 +24,7 @@ MAX_SEARCH_LIMIT = 500
 
 
 def now() -> float:
+    """Wall-clock seconds, the unit of every stored time."""
     return time.time()
 
 
@@ -76,6 +77,7 @@ def check_int(value: object, field_name: str, *, minimum: int, maximum: int | No
 
 
 def check_bool(value: object, field_name: str) -> bool:
+    """A real boolean: JSON clients must not pass "true" or 1."""
     if not isinstance(value, bool):
         raise InvalidArgument(f"{field_name} must be a boolean", field=field_name)
     return value

@@ -129,6 +129,7 @@ def rewind_cursor(db: Database, topic_id: str, agent_name: str, to_seq: int, if_
 
 
 def has_messages_after(db: Database, topic_id: str, after_seq: int, exclude: str | None) -> bool:
+    """The cheap read a waiter makes before it pays for a write step."""
     return db.read(lambda c: queries.any_after(c, topic_id, after_seq, exclude))
 
 

@@ -90,6 +90,7 @@ def resolve(db: Database, name: object, allow_closed: object = False) -> Topic:
 def list_topics(
     db: Database, status: object = "open", name_glob: str | None = None, limit: int | None = None
 ) -> list[TopicSummary]:
+    """Topics with counts and last activity, newest first (``topic_list``, overviews)."""
     if status not in STATUSES:
         raise InvalidArgument("status must be 'open', 'closed' or 'all'", field="status")
     return db.read(
