@@ -270,3 +270,23 @@ def test_full_text_counts_fully_for_identifier_queries_and_less_for_plain_words(
         assert fts_weight(query) == PROSE_FTS_WEIGHT, query
     fused = rrf([["a", "b"], ["b", "c"]], weights=(0.25, 1.0))
     assert [doc for doc, _ in fused] == ["b", "c", "a"]
+
+
+def test_phrases_in_most_messages_are_pruned_from_or_queries_but_not_from_and(db_path):
+    b = Bus(load_settings(db=db_path, embeddings_autoindex=False))
+    try:
+        topic, _ = b.topic_create("pruning")
+        items = [OutboxItem(content_markdown=f"status update number {i}") for i in range(80)]
+        items.append(OutboxItem(content_markdown="status update: the kill switch flipped"))
+        b.post(topic.topic_id, "tester", items)
+        conn = b.db.conn()
+        assert fts.match_or_pruned(conn, "status switch") == '"switch"'
+        assert fts.match_all("status switch") == '"status" AND "switch"'
+        # Only common phrases: the rarest one stays, so the query still means something.
+        assert fts.match_or_pruned(conn, "status update") in ('"status"', '"update"')
+        results = fts_results(
+            conn, "kill switch status", topic_id=None, limit=5, include_content=False
+        )
+        assert "kill switch" in results[0].snippet.replace("**", "")
+    finally:
+        b.close()

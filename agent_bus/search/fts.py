@@ -14,6 +14,9 @@ bm25 rank any message with a "the" or "how" into the hybrid fusion
 from __future__ import annotations
 
 import re
+import sqlite3
+
+from agent_bus.store import fts_stats
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_PHRASES = 32
@@ -65,3 +68,44 @@ def match_or(query: str) -> str | None:
     """OR of the phrases (a single phrase alone), None when the query has no words."""
     parts = phrases(query)
     return " OR ".join(parts) if parts else None
+
+
+PRUNE_FRACTION = 0.1
+"""A phrase found in more than this share of the messages is dropped from OR queries."""
+PRUNE_MIN_DOCS = 50
+"""...and only when that is more than this many messages (tiny buses keep every term)."""
+
+
+def prune_common(conn: sqlite3.Connection, parts: list[str]) -> list[str]:
+    """``parts`` without the phrases too common to rank by (the rarest one always stays).
+
+    Measured on benchmarks/search_eval: at 100,000 messages the OR ranking of a query
+    with a common word scores most of the table; dropping such words cuts its cost
+    several-fold (docs/benchmarks.md) and changes the ranking little, since bm25 gives
+    them almost no weight anyway.
+    """
+    if len(parts) < 2:
+        return parts
+    total = fts_stats.message_count_estimate(conn)
+    cap = max(PRUNE_MIN_DOCS, int(total * PRUNE_FRACTION))
+    if total <= cap:
+        return parts
+    counts = [fts_stats.doc_count_capped(conn, p, cap) for p in parts]
+    kept = [p for p, n in zip(parts, counts, strict=True) if n <= cap]
+    if kept:
+        return kept
+    return [parts[counts.index(min(counts))]]
+
+
+def match_or_pruned(conn: sqlite3.Connection, query: str) -> str | None:
+    """`match_or` of the query's phrases less the too-common ones."""
+    parts = prune_common(conn, phrases(query))
+    return " OR ".join(parts) if parts else None
+
+
+def match_any_pruned(conn: sqlite3.Connection, query: str) -> str | None:
+    """`match_any` (OR of two or more phrases, else None) less the too-common phrases."""
+    parts = phrases(query)
+    if len(parts) < 2:
+        return None
+    return " OR ".join(prune_common(conn, parts))

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from agent_bus.embeddings import DEFAULT_MODEL_ID, collection_name
@@ -33,10 +35,13 @@ def fts_results(
     limit: int,
     include_content: bool,
 ) -> list[SearchResult]:
-    """AND of the query's phrases first, then OR to fill up to ``limit``."""
+    """AND of the query's phrases first, then OR (less too-common ones) to fill ``limit``."""
     seen: dict[str, SearchResult] = {}
-    for match in (fts.match_all(query), fts.match_any(query)):
-        if match is None or len(seen) >= limit:
+    for step in (fts.match_all, lambda q: fts.match_any_pruned(conn, q)):
+        if len(seen) >= limit:
+            break
+        match = step(query)
+        if match is None:
             continue
         for row in queries.fts_search(conn, match, topic_id=topic_id, limit=limit):
             if row["message_id"] in seen or len(seen) >= limit:
@@ -83,6 +88,23 @@ class SemanticSide:
         self.hits: list[Any] = []  # semantic.Hit, best first
         self.warnings: list[Warning] = []
         self.model_id: str | None = None
+        self.meanwhile: Any = None  # what the caller's `meanwhile` returned
+
+
+_pool: Any = None
+_pool_lock = threading.Lock()
+
+
+def _embed_pool() -> Any:
+    """Threads that embed queries while the caller's thread ranks with bm25."""
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="agent-bus-query")
+    return _pool
 
 
 def _collection_for(conn: sqlite3.Connection, model_id: str) -> tuple[int, str] | None:
@@ -104,8 +126,14 @@ def semantic_hits(
     model: str | None,
     settings: Any,
     engine: Any,
+    meanwhile: Callable[[], Any] | None = None,
 ) -> SemanticSide:
-    """Top messages by cosine similarity (raises EmbeddingsUnavailable / InvalidArgument)."""
+    """Top messages by cosine similarity (raises EmbeddingsUnavailable / InvalidArgument).
+
+    ``meanwhile`` (the hybrid's bm25 ranking) runs on this thread while another embeds
+    the query: the two take similar time, so a hybrid search costs about one of them.
+    Its result is ``side.meanwhile``; it also runs when there is nothing to search.
+    """
     from agent_bus.embeddings.models import default_model_id, get_embedder
 
     side = SemanticSide()
@@ -131,6 +159,7 @@ def semantic_hits(
                 context={"model": embedder.model_id},
             )
         )
+        side.meanwhile = meanwhile() if meanwhile is not None else None
         return side
     background = default_model_id(settings.embedding_model if settings else None)
     if embedder.model_id == background:
@@ -144,14 +173,19 @@ def semantic_hits(
                     context={"pending": pending, "model": embedder.model_id},
                 )
             )
-    index = engine.index(conn, *collection)
+    future = _embed_pool().submit(_query_vector, embedder, query, settings)
     try:
-        vector = _query_vector(embedder, query, settings)
-    except Exception as exc:  # noqa: BLE001 - a model plugin may raise anything
+        side.meanwhile = meanwhile() if meanwhile is not None else None
+        index = engine.index(conn, *collection)
+    finally:
+        failure = future.exception()  # always wait: the query thread must not outlive us
+    if failure is not None:
         raise EmbeddingsUnavailable(
-            f"embedding model {embedder.model_id} failed on the query: {type(exc).__name__}: {exc}",
+            f"embedding model {embedder.model_id} failed on the query: "
+            f"{type(failure).__name__}: {failure}",
             model=embedder.model_id,
-        ) from exc
+        ) from failure
+    vector = future.result()
     side.hits = index.search(vector, topic_id=topic_id, limit=limit)
     return side
 
@@ -255,6 +289,13 @@ def search(
 
         engine = SemanticEngine()
     depth = limit if mode == "semantic" else max(limit, FUSION_DEPTH)
+
+    def rank_fts() -> tuple[str | None, list[tuple[str, float]]]:
+        match = fts.match_or_pruned(conn, query)
+        if match is None:
+            return None, []
+        return match, estore.fts_ranking(conn, match, topic_id=topic_id, limit=FUSION_DEPTH)
+
     try:
         side = semantic_hits(
             conn,
@@ -264,6 +305,7 @@ def search(
             model=model,
             settings=settings,
             engine=engine,
+            meanwhile=rank_fts if mode == "hybrid" else None,
         )
     except EmbeddingsUnavailable as exc:
         if mode == "semantic":
@@ -274,10 +316,7 @@ def search(
         return results, [_unavailable_warning(exc)]
     if mode == "semantic":
         return _semantic_results(conn, side.hits, include_content, settings), side.warnings
-    match = fts.match_or(query)
-    fts_ranked = (
-        estore.fts_ranking(conn, match, topic_id=topic_id, limit=FUSION_DEPTH) if match else []
-    )
+    match, fts_ranked = side.meanwhile
     fused = rrf(
         [[mid for mid, _ in fts_ranked], [h.message_id for h in side.hits]],
         weights=(fts_weight(query), 1.0),

@@ -391,19 +391,24 @@ def message_count(conn: sqlite3.Connection) -> int:
 def fts_ranking(
     conn: sqlite3.Connection, match: str, *, topic_id: str | None, limit: int
 ) -> list[tuple[str, float]]:
-    """(message_id, bm25) best first, without snippets: snippets cost more than ranking."""
+    """(message_id, bm25) best first, without snippets: snippets cost more than ranking.
+
+    Across topics, FTS5 ranks and cuts to ``limit`` before any join (joining every match
+    to ``messages`` first costs a row lookup per match: 3x at 100,000 messages).
+    """
+    if topic_id is None:
+        sql = (
+            "SELECT m.message_id, hits.rank FROM (SELECT rowid, rank FROM messages_fts "
+            "WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?) AS hits "
+            "JOIN messages m ON m.rowid = hits.rowid ORDER BY hits.rank"
+        )
+        return [(r[0], r[1]) for r in conn.execute(sql, (match, limit))]
     sql = (
         "SELECT m.message_id, bm25(messages_fts) AS rank "
         "FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid "
-        "WHERE messages_fts MATCH ?"
+        "WHERE messages_fts MATCH ? AND m.topic_id = ? ORDER BY rank LIMIT ?"
     )
-    params: list[Any] = [match]
-    if topic_id is not None:
-        sql += " AND m.topic_id = ?"
-        params.append(topic_id)
-    sql += " ORDER BY rank LIMIT ?"
-    params.append(limit)
-    return [(r[0], r[1]) for r in conn.execute(sql, params)]
+    return [(r[0], r[1]) for r in conn.execute(sql, (match, topic_id, limit))]
 
 
 def fts_rows_for(
