@@ -70,31 +70,33 @@ def match_or(query: str) -> str | None:
     return " OR ".join(parts) if parts else None
 
 
-PRUNE_FRACTION = 0.1
-"""A phrase found in more than this share of the messages is dropped from OR queries."""
-PRUNE_MIN_DOCS = 50
-"""...and only when that is more than this many messages (tiny buses keep every term)."""
+PRUNE_BUDGET_DOCS = 5000
+"""How many matching messages an OR ranking may score: the phrases are kept rarest first
+while the sum of their document counts stays within it (the rarest one always stays).
+bm25 costs about 1.5 ms per 1,000 matches on 2 cores, so this bounds the full-text side
+near 10 ms at any size; a bus with fewer matches than this is never pruned."""
 
 
 def prune_common(conn: sqlite3.Connection, parts: list[str]) -> list[str]:
-    """``parts`` without the phrases too common to rank by (the rarest one always stays).
+    """``parts`` without the phrases too common to be worth ranking by, in their order.
 
-    Measured on benchmarks/search_eval: at 100,000 messages the OR ranking of a query
-    with a common word scores most of the table; dropping such words cuts its cost
-    several-fold (docs/benchmarks.md) and changes the ranking little, since bm25 gives
-    them almost no weight anyway.
+    Measured at 100,000 messages (benchmarks/search_eval/latency.py): an OR query whose
+    words each occur in 3-9 % of the messages scored 20-30k documents (25-45 ms); bm25
+    gives such words little weight, so the top of the ranking is decided by the rare ones.
     """
     if len(parts) < 2:
         return parts
-    total = fts_stats.message_count_estimate(conn)
-    cap = max(PRUNE_MIN_DOCS, int(total * PRUNE_FRACTION))
-    if total <= cap:
+    counts = [fts_stats.doc_count_capped(conn, p, PRUNE_BUDGET_DOCS) for p in parts]
+    if sum(counts) <= PRUNE_BUDGET_DOCS:
         return parts
-    counts = [fts_stats.doc_count_capped(conn, p, cap) for p in parts]
-    kept = [p for p, n in zip(parts, counts, strict=True) if n <= cap]
-    if kept:
-        return kept
-    return [parts[counts.index(min(counts))]]
+    kept: set[int] = set()
+    total = 0
+    for n, i in sorted((n, i) for i, n in enumerate(counts)):
+        if kept and total + n > PRUNE_BUDGET_DOCS:
+            break
+        kept.add(i)
+        total += n
+    return [p for i, p in enumerate(parts) if i in kept]
 
 
 def match_or_pruned(conn: sqlite3.Connection, query: str) -> str | None:

@@ -10,11 +10,6 @@ from __future__ import annotations
 import sqlite3
 
 
-def message_count_estimate(conn: sqlite3.Connection) -> int:
-    """The highest message rowid: one b-tree probe, close to the count (rows are rarely deleted)."""
-    return conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM messages").fetchone()[0]
-
-
 def doc_count_capped(conn: sqlite3.Connection, match: str, cap: int) -> int:
     """How many messages match ``match`` (an FTS5 phrase), counting at most ``cap + 1``.
 
