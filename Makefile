@@ -30,9 +30,10 @@ run: install
 test: install-dev chromium
 	$(BIN)/python -m pytest -q
 
-# The browser tests drive Debian's Chromium; never a browser a tool downloads itself.
+# The browser tests drive the system's Chromium ($CHROMIUM, /usr/bin/chromium or `chromium` on
+# PATH, as tests/test_web_browser.py looks for it); never a browser a tool downloads itself.
 chromium:
-	@if [ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1; then :; \
+	@if [ -x "$${CHROMIUM:-/usr/bin/chromium}" ] || command -v chromium >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	else \

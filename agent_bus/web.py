@@ -7,6 +7,7 @@ on the stdio server's path.
 from __future__ import annotations
 
 import ipaddress
+import socket
 import sys
 import threading
 import webbrowser
@@ -107,16 +108,20 @@ def run_web(
     import uvicorn
 
     ds = build_datasette(settings)
+    # Bound here, before the URL is printed: with port 0 the system picks a free port and
+    # the line below names it (scripts and tests read it; no pick-then-bind race).
+    sock = _listen(host, port)
+    port = sock.getsockname()[1]
     url_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     if ":" in url_host:
         url_host = f"[{url_host}]"
     url = f"http://{url_host}:{port}/-/agent-bus"
-    print(f"agent-bus web UI on {url} (Ctrl+C to stop)", file=sys.stderr)
+    print(f"agent-bus web UI on {url} (Ctrl+C to stop)", file=sys.stderr, flush=True)
     if open_browser:
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
     try:
         # Open long-polls (live threads) must not hold Ctrl+C for their full 20 s.
-        uvicorn.run(
+        config = uvicorn.Config(
             ds.app(),
             host=host,
             port=port,
@@ -124,7 +129,29 @@ def run_web(
             lifespan="on",
             timeout_graceful_shutdown=1,
         )
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
+        sock.close()
         from agent_bus_datasette.state import close
 
         close(ds)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host``:``port`` (0: any free port), as uvicorn binds it."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise WebError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise WebError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock

@@ -556,35 +556,53 @@ def test_loopback_detection():
 def test_run_web_refuses_a_public_address_without_allow_remote(db_path, monkeypatch):
     import uvicorn
 
-    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("must not serve"))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda *a, **k: pytest.fail("must not serve"))
     with pytest.raises(WebError):
         run_web(BusSettings(db=db_path), host="0.0.0.0", open_browser=False)
 
 
-def test_run_web_serves_datasette_on_loopback(db_path, monkeypatch, capsys):
+def _record_serving(monkeypatch) -> list[tuple[Any, list[Any]]]:
+    """Stand in for uvicorn's serving loop only (the external server): record what it got."""
     import uvicorn
 
-    calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append(kwargs))
-    run_web(BusSettings(db=db_path), port=9876, open_browser=False)
-    assert calls == [
-        {
-            "host": "127.0.0.1",
-            "port": 9876,
-            "log_level": "warning",
-            "lifespan": "on",
-            "timeout_graceful_shutdown": 1,
-        }
-    ]
-    assert "http://127.0.0.1:9876/-/agent-bus" in capsys.readouterr().err
+    calls: list[tuple[Any, list[Any]]] = []
+
+    def run(self, sockets=None):
+        calls.append((self.config, [s.getsockname() for s in sockets or []]))
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
+    return calls
+
+
+def test_run_web_serves_datasette_on_loopback_on_the_port_it_names(db_path, monkeypatch, capsys):
+    calls = _record_serving(monkeypatch)
+    run_web(BusSettings(db=db_path), port=0, open_browser=False)
+    [(config, sockets)] = calls
+    assert (config.log_level, config.lifespan, config.timeout_graceful_shutdown) == (
+        "warning",
+        "on",
+        1,
+    )
+    [(host, port)] = sockets  # bound before serving: port 0 became a real port
+    assert host == "127.0.0.1" and port > 0
+    assert f"http://127.0.0.1:{port}/-/agent-bus" in capsys.readouterr().err
     assert db_path.exists()  # a fresh bus is created, so the UI has something to open
 
 
-def test_run_web_warns_when_remote_is_allowed(db_path, monkeypatch, capsys):
-    import uvicorn
+def test_run_web_says_why_when_the_port_is_taken(db_path, monkeypatch):
+    import socket
 
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: None)
-    run_web(BusSettings(db=db_path), host="0.0.0.0", open_browser=False, allow_remote=True)
+    _record_serving(monkeypatch)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        with pytest.raises(WebError, match="cannot listen on 127.0.0.1"):
+            run_web(BusSettings(db=db_path), port=taken.getsockname()[1], open_browser=False)
+
+
+def test_run_web_warns_when_remote_is_allowed(db_path, monkeypatch, capsys):
+    _record_serving(monkeypatch)
+    run_web(BusSettings(db=db_path), host="0.0.0.0", port=0, open_browser=False, allow_remote=True)
     assert "warning:" in capsys.readouterr().err
 
 

@@ -6,8 +6,8 @@ Set WEB_SCREENSHOTS_DIR=docs/images to refresh the documentation screenshots.
 from __future__ import annotations
 
 import os
+import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,7 +25,19 @@ from conftest import call, spawn
 
 pytestmark = [pytest.mark.browser, pytest.mark.anyio]
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+def system_chromium() -> str:
+    """The Chromium `make chromium` accepts: $CHROMIUM, Debian's, or `chromium` on PATH."""
+    if os.environ.get("CHROMIUM"):
+        return os.environ["CHROMIUM"]
+    if os.access("/usr/bin/chromium", os.X_OK):
+        return "/usr/bin/chromium"
+    return shutil.which("chromium") or "/usr/bin/chromium"
+
+
+CHROMIUM = system_chromium()
+AGENT_BUS = str(Path(sys.executable).with_name("agent-bus"))
+URL_LINE = re.compile(r"agent-bus web UI on (http://127\.0\.0\.1:\d+)/-/agent-bus")
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -85,12 +97,6 @@ CONVERSATION = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def seed_realistic(path: Path) -> str:
     bus = Bus(BusSettings(db=path))
     try:
@@ -128,33 +134,31 @@ def seed_realistic(path: Path) -> str:
 
 
 @pytest.fixture
-def web(db_path: Path) -> Iterator[tuple[str, str]]:
+def web(db_path: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
     if not Path(CHROMIUM).exists():
         # A skipped browser test would hide a gap: `make test` installs Chromium.
         pytest.fail(f"no system Chromium at {CHROMIUM}: run `apt-get install chromium`")
     topic_id = seed_realistic(db_path)
-    port = free_port()
-    code = (
-        "from agent_bus.settings import BusSettings; from agent_bus.web import run_web; "
-        f"run_web(BusSettings(db={str(db_path)!r}), port={port}, open_browser=False)"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "web.log"
+    # Port 0: the system picks a free port as the server binds it, and the server names it.
+    with open(log, "w") as err:
+        proc = subprocess.Popen(
+            [AGENT_BUS, "web", "--port", "0", "--no-open", "--db", str(db_path)], stderr=err
+        )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen(base + "/-/agent-bus.json", timeout=1).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.1)
+        deadline = time.monotonic() + 60  # liveness only: a loaded machine starts slowly
+        while not (found := URL_LINE.search(log.read_text())):
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        base = found.group(1)
+        # The socket listens before the line is printed; this also waits for the app.
+        urllib.request.urlopen(base + "/-/agent-bus.json", timeout=60).read()
         yield base, topic_id
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
@@ -214,12 +218,12 @@ async def test_overview_thread_live_update_and_search_in_a_real_browser(web, db_
                         }
                     ],
                 )
-            sent_at = time.monotonic()
-            await page.wait_for_selector("#m-6", timeout=5000)
-            shown_after = time.monotonic() - sent_at
+            # How fast it shows is a benchmark figure; here only that it shows (liveness).
+            await page.wait_for_selector("#m-6", timeout=60_000)
             assert "Ship it" in await page.locator("#m-6 .ab-body").inner_text()
             assert await page.locator("#ab-stat-count").inner_text() == "6"
-            await page.wait_for_timeout(2600)  # let the arrival highlight fade for the picture
+            if os.environ.get("WEB_SCREENSHOTS_DIR"):
+                await page.wait_for_timeout(2600)  # let the arrival highlight fade
             await page.locator("#m-6").scroll_into_view_if_needed()
             await page.screenshot(path=str(shots / "web-thread-live.png"))
             await page.evaluate(
@@ -234,7 +238,5 @@ async def test_overview_thread_live_update_and_search_in_a_real_browser(web, db_
             assert not violations, violations
         finally:
             await browser.close()
-    # A generous bound only to catch a broken live path (it is ~0.1-0.5 s in practice).
-    assert shown_after < 5, shown_after
     if not os.environ.get("WEB_SCREENSHOTS_DIR"):
         shutil.rmtree(shots, ignore_errors=True)
