@@ -190,7 +190,7 @@ def test_vacuum_waits_for_a_writer_that_holds_the_lock(db_path) -> None:
             other.close()
         thread.join(120)
         assert not thread.is_alive()
-        assert isinstance(outcome[0], dict), outcome
+        assert isinstance(outcome[0], dict) and outcome[0]["path"] == str(db_path), outcome
         assert _fts_segments(db_path) == 1
     finally:
         bus.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 from pathlib import Path
@@ -19,6 +20,13 @@ from agent_bus.wake import ChangeWatcher
 pytestmark = pytest.mark.anyio
 
 
+def _cursor_row(db: Path, topic_id: str, agent: str) -> tuple | None:
+    with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
+        return conn.execute(
+            "SELECT last_seq FROM cursors WHERE topic_id = ? AND agent_name = ?", (topic_id, agent)
+        ).fetchone()
+
+
 async def test_a_commit_between_the_check_and_the_wait_wakes_the_waiter(tmp_path: Path):
     path = tmp_path / "w.sqlite"
     other = sqlite3.connect(path, isolation_level=None)
@@ -28,8 +36,8 @@ async def test_a_commit_between_the_check_and_the_wait_wakes_the_waiter(tmp_path
     try:
         generation = watcher.generation  # the waiter's snapshot, then its (empty) check
         other.execute("INSERT INTO t VALUES (1)")  # another process commits right then
-        with anyio.fail_after(5):
-            assert await watcher.wait(generation, 30) is True
+        with anyio.fail_after(60):  # liveness only: the result says whether it woke
+            assert await watcher.wait(generation, 600) is True
     finally:
         watcher.close()
         other.close()
@@ -38,7 +46,8 @@ async def test_a_commit_between_the_check_and_the_wait_wakes_the_waiter(tmp_path
 async def test_a_waiting_sync_returns_a_message_posted_right_after_its_check(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    settings = BusSettings(db=tmp_path / "bus.sqlite")
+    # No presence touch within the test: only a wake-up can end the wait early.
+    settings = BusSettings(db=tmp_path / "bus.sqlite", presence_touch_seconds=3600)
     waiter, peer = Bus(settings), Bus(settings)  # separate pools and watchers, as two processes
     try:
         topic, _ = waiter.topic_create("race")
@@ -54,14 +63,15 @@ async def test_a_waiting_sync_returns_a_message_posted_right_after_its_check(
 
         # The waiter's check of the database (peer posts nothing through it).
         monkeypatch.setattr(sync_service, "has_messages_after", check_then_peer_posts)
-        with anyio.fail_after(5):
+        # A missed wake-up would wait 600 s; a generous liveness bound catches it.
+        with anyio.fail_after(60):
             result = await waiter.async_sync(
                 topic.topic_id,
                 "me",
                 [],
                 max_items=5,
                 include_self=False,
-                wait_seconds=30,
+                wait_seconds=600,
                 auto_advance=True,
                 ack_through=None,
             )
@@ -95,10 +105,12 @@ async def test_a_sync_cancelled_while_its_step_commits_leaves_the_messages_for_t
         waiting = asyncio.ensure_future(
             waiter.async_sync(topic.topic_id, "me", [], wait_seconds=30, **options)
         )
-        await anyio.sleep(0.2)
-        assert not waiting.done()  # really waiting
+        with anyio.fail_after(60):  # until its first step has written the cursor: it waits
+            while _cursor_row(settings.db, topic.topic_id, "me") is None:
+                await anyio.sleep(0.01)
+        assert not waiting.done()
         peer.post(topic.topic_id, "peer", [OutboxItem(content_markdown="do not lose me")])
-        with anyio.fail_after(10):
+        with anyio.fail_after(60):
             while not committed.is_set():
                 await anyio.sleep(0.01)
         waiting.cancel()
