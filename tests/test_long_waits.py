@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
 
 from conftest import call, spawn
@@ -36,20 +37,43 @@ async def test_omitted_wait_seconds_uses_the_setting_and_explicit_values_keep_th
 
 async def test_progress_notifications_arrive_while_a_sync_waits(db_path):
     seen: list[tuple[float, float | None, str | None]] = []
+    two_seen = anyio.Event()
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         seen.append((progress, total, message))
+        if len(seen) >= 2:
+            two_seen.set()
 
-    async with spawn(db_path, AGENT_BUS_SYNC_PROGRESS_SECONDS="0.2") as s:
+    outcome: dict = {}
+    async with (
+        spawn(db_path, AGENT_BUS_SYNC_PROGRESS_SECONDS="0.2") as s,
+        spawn(db_path) as poster,
+    ):
         topic_id = await _joined(s)
-        result = await s.call_tool(
-            "sync", {"topic_id": topic_id, "wait_seconds": 2}, progress_callback=on_progress
-        )
-        assert result.structured_content["status"] == "timeout"
-        assert len(seen) >= 2, seen
+        await call(poster, "topic_join", agent_name="poster", topic_id=topic_id)
+
+        async def wait() -> None:
+            outcome["result"] = await s.call_tool(
+                "sync", {"topic_id": topic_id, "wait_seconds": 600}, progress_callback=on_progress
+            )
+
+        # Events, not a clock: the sync waits until two notifications came, then a message
+        # ends it (a liveness bound only guards against a hang).
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(wait)
+                await two_seen.wait()
+                await call(
+                    poster,
+                    "sync",
+                    topic_id=topic_id,
+                    wait_seconds=0,
+                    outbox=[{"content_markdown": "done waiting"}],
+                )
+        assert outcome["result"].structured_content["status"] == "ready"
         progress = [p for p, _, _ in seen]
         assert progress == sorted(progress) and len(set(progress)) == len(progress)
-        assert all(total == 2 for _, total, _ in seen)
+        assert all(total == 600 for _, total, _ in seen)
         assert topic_id in (seen[0][2] or "")
         # Without a progress token there is nothing to report: the call just waits.
         quiet = await call(s, "sync", topic_id=topic_id, wait_seconds=1)
