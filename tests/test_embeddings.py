@@ -322,3 +322,21 @@ def test_a_default_model_file_that_is_not_the_measured_one_is_refused(tmp_path):
     fake.write_bytes(b"not the weights")
     with pytest.raises(EmbeddingsUnavailable):
         _check_weights(fake)
+
+
+def test_the_shipped_weights_record_their_upstream_source_and_a_vector_ignores_its_batch():
+    import numpy as np
+    import onnxruntime as ort
+
+    from agent_bus.embeddings.minilm import MODEL_PATH, get_minilm
+
+    meta = ort.InferenceSession(str(MODEL_PATH), providers=["CPUExecutionProvider"]).get_modelmeta()
+    assert meta.custom_metadata_map["source"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert meta.custom_metadata_map["source_model_safetensors_sha256"].startswith("53aa5117")
+    model = get_minilm()
+    text = "the invoice total is one cent more than its lines"
+    alone = model.embed([text])[0]
+    padded_with_others = model.embed([text, "short", "a much longer message " * 40])[0]
+    assert float(np.dot(alone, padded_with_others)) > 0.9999
+    similar, unrelated = model.embed(["the bill is a penny too high", "lunch with basil"])
+    assert float(np.dot(alone, similar)) > float(np.dot(alone, unrelated)) + 0.2

