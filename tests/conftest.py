@@ -74,6 +74,9 @@ def db_path(tmp_path: Path) -> Path:
 
 def server_params(db: Path, **env: str) -> StdioServerParameters:
     full = {"AGENT_BUS_DB": str(db), "HOME": os.environ.get("HOME", "/tmp"), **QUIET_EMBEDDINGS}
+    for isolated in ("LLM_USER_PATH", "XDG_RUNTIME_DIR"):  # set per test by _isolated_env
+        if os.environ.get(isolated):
+            full[isolated] = os.environ[isolated]
     full.update(env)
     return StdioServerParameters(command=sys.executable, args=["-m", "agent_bus"], env=full)
 
