@@ -64,7 +64,8 @@ class EmbeddingsUnavailable(BusError):
 
 
 class Forbidden(BusError):
-    """The caller's access token does not cover this agent name, topic or write."""
+    """The caller may not do this: an access token that does not cover this agent name, topic
+    or write; in the web UI also a read-only actor writing or a form without its CSRF token."""
 
     code = "FORBIDDEN"
 

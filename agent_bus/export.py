@@ -57,12 +57,18 @@ def normalize_format(fmt: str) -> str:
     return value
 
 
-def iter_messages(bus: Bus, topic_id: str, *, after_seq: int = 0) -> Iterator[Message]:
-    """A topic's messages in seq order, read in pages (short read transactions)."""
+def iter_messages(
+    bus: Bus, topic_id: str, *, after_seq: int = 0, until_seq: int | None = None
+) -> Iterator[Message]:
+    """A topic's messages in seq order (after ``after_seq``, up to ``until_seq`` inclusive),
+    read in pages (short read transactions)."""
     after = after_seq
     while True:
         page = bus.messages(topic_id, after_seq=after, limit=PAGE)
-        yield from page
+        for m in page:
+            if until_seq is not None and m.seq > until_seq:
+                return
+            yield m
         if len(page) < PAGE:
             return
         after = page[-1].seq
@@ -128,10 +134,15 @@ def render_markdown(
 
 
 def export_markdown(
-    bus: Bus, topic: Topic, *, after_seq: int = 0, include_metadata: bool = False
+    bus: Bus,
+    topic: Topic,
+    *,
+    after_seq: int = 0,
+    until_seq: int | None = None,
+    include_metadata: bool = False,
 ) -> str:
     """The topic as a markdown transcript."""
-    msgs = iter_messages(bus, topic.topic_id, after_seq=after_seq)
+    msgs = iter_messages(bus, topic.topic_id, after_seq=after_seq, until_seq=until_seq)
     return render_markdown(topic, msgs, include_metadata=include_metadata)
 
 
@@ -150,10 +161,12 @@ def message_record(message: Message) -> dict[str, Any]:
     return {"kind": "message", **message.model_dump(mode="json")}
 
 
-def iter_records(bus: Bus, topic: Topic, *, after_seq: int = 0) -> Iterator[dict[str, Any]]:
+def iter_records(
+    bus: Bus, topic: Topic, *, after_seq: int = 0, until_seq: int | None = None
+) -> Iterator[dict[str, Any]]:
     """The JSONL records of an export, streamed (topic first, then messages)."""
     yield topic_record(topic)
-    for m in iter_messages(bus, topic.topic_id, after_seq=after_seq):
+    for m in iter_messages(bus, topic.topic_id, after_seq=after_seq, until_seq=until_seq):
         yield message_record(m)
 
 
@@ -162,7 +175,9 @@ def export_records(bus: Bus, topic: Topic, *, after_seq: int = 0) -> list[dict[s
     return list(iter_records(bus, topic, after_seq=after_seq))
 
 
-def export_json(bus: Bus, topic: Topic, *, after_seq: int = 0) -> dict[str, Any]:
+def export_json(
+    bus: Bus, topic: Topic, *, after_seq: int = 0, until_seq: int | None = None
+) -> dict[str, Any]:
     """The JSON export document."""
     return {
         "format": EXPORT_FORMAT,
@@ -171,7 +186,7 @@ def export_json(bus: Bus, topic: Topic, *, after_seq: int = 0) -> dict[str, Any]
         "topic": topic.model_dump(mode="json"),
         "messages": [
             m.model_dump(mode="json")
-            for m in iter_messages(bus, topic.topic_id, after_seq=after_seq)
+            for m in iter_messages(bus, topic.topic_id, after_seq=after_seq, until_seq=until_seq)
         ],
     }
 
@@ -186,17 +201,25 @@ def write_jsonl(records: Iterable[dict[str, Any]], out: IO[str]) -> int:
 
 
 def export_text(
-    bus: Bus, topic: Topic, fmt: str, *, after_seq: int = 0, include_metadata: bool = False
+    bus: Bus,
+    topic: Topic,
+    fmt: str,
+    *,
+    after_seq: int = 0,
+    until_seq: int | None = None,
+    include_metadata: bool = False,
 ) -> str:
-    """The whole export in ``fmt`` (md, json or jsonl) as one string."""
+    """The export in ``fmt`` (md, json or jsonl) as one string; ``after_seq``/``until_seq``
+    select a range of messages (the web's "export selection")."""
     fmt = normalize_format(fmt)
+    span = {"after_seq": after_seq, "until_seq": until_seq}
     if fmt == "md":
-        return export_markdown(bus, topic, after_seq=after_seq, include_metadata=include_metadata)
+        return export_markdown(bus, topic, **span, include_metadata=include_metadata)
     if fmt == "json":
-        return json.dumps(export_json(bus, topic, after_seq=after_seq), indent=2) + "\n"
+        return json.dumps(export_json(bus, topic, **span), indent=2) + "\n"
     return "".join(
         json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n"
-        for r in iter_records(bus, topic, after_seq=after_seq)
+        for r in iter_records(bus, topic, **span)
     )
 
 

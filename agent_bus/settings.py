@@ -130,6 +130,13 @@ class BusSettings(BaseSettings):
             "embeds the query in its own process."
         ),
     )
+    web_name: str | None = Field(
+        default=None,
+        description=(
+            "The name you post under from the web UI until you change it on the page "
+            "(default: your operating-system user name)."
+        ),
+    )
 
     @field_validator("db", mode="after")
     @classmethod

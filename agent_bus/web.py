@@ -51,19 +51,29 @@ def load_plugin() -> Any:
     return plugin
 
 
-def build_metadata(db_name: str, base_url: str = "/") -> dict[str, Any]:
-    """Instance metadata: our title and the bus database's tables, facets and queries."""
+def build_metadata(
+    db_name: str, base_url: str = "/", *, anonymous_writes: bool = True
+) -> dict[str, Any]:
+    """Instance metadata: our title, the bus database's tables, facets and queries, and
+    whether visitors without a token may post and manage topics (loopback only)."""
     from agent_bus_datasette.metadata import database_metadata
 
     return {
         "title": "agent-bus",
         "description": "Conversations of the AI coding agents on this machine.",
         "databases": {db_name: database_metadata(f"{base_url.rstrip('/')}/-/agent-bus/{db_name}")},
+        "plugins": {"agent-bus": {"anonymous_writes": anonymous_writes}},
     }
 
 
-def build_datasette(settings: BusSettings, *, base_url: str = "/") -> Any:
-    """A Datasette instance on the bus database (created if missing), plugin loaded."""
+def build_datasette(
+    settings: BusSettings, *, base_url: str = "/", anonymous_writes: bool = True
+) -> Any:
+    """A Datasette instance on the bus database (created if missing), plugin loaded.
+
+    ``anonymous_writes`` is false when the UI is served beyond loopback: then only actors
+    whose scope allows writing (``access.actor_may_write``) see and use the write forms.
+    """
     from agent_bus.bus import Bus
 
     bus = Bus(settings)
@@ -77,7 +87,7 @@ def build_datasette(settings: BusSettings, *, base_url: str = "/") -> Any:
     path = Path(settings.db)
     return Datasette(
         [str(path)],
-        metadata=build_metadata(path.stem, base_url),
+        metadata=build_metadata(path.stem, base_url, anonymous_writes=anonymous_writes),
         settings={"base_url": base_url},
     )
 
@@ -102,12 +112,12 @@ def run_web(
             )
         print(
             f"warning: agent-bus web is listening on {host}:{port}; anyone who can reach "
-            "this address can read every topic on this bus.",
+            "this address can read every topic on this bus (writing from the page is off).",
             file=sys.stderr,
         )
     import uvicorn
 
-    ds = build_datasette(settings)
+    ds = build_datasette(settings, anonymous_writes=is_loopback(host))
     # Bound here, before the URL is printed: with port 0 the system picks a free port and
     # the line below names it (scripts and tests read it; no pick-then-bind race).
     sock = _listen(host, port)

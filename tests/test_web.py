@@ -471,7 +471,7 @@ async def test_reclaim_token_hashes_are_never_readable(ds, bus_file):
     assert "agent_name_reservations" not in html.split("hidden tables")[0]
 
 
-async def test_no_write_endpoints(ds, data):
+async def test_pages_refuse_posts(ds, data):
     tid = data["review"].topic_id
     for path in (f"{ROOT}/topics/{tid}", f"{ROOT}/topics/{tid}/poll.json", ROOT):
         response = await ds.client.post(path, data={"content_markdown": "x"})

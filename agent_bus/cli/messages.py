@@ -93,10 +93,7 @@ def send(
     with open_bus(db) as bus:
         t = bus.resolve_ref(topic)
         if reply_to is not None:
-            ref = reply_to.strip().lstrip("#")
-            if ref.isdigit() and len(ref) < 12:
-                ref = admin.message_id_at_seq(bus, t.topic_id, int(ref))
-            item["reply_to"] = ref
+            item["reply_to"] = admin.reply_ref(bus, t.topic_id, reply_to)
         items = bus.check_outbox([item])
         sent = bus.post(t.topic_id, sender, items)
     if as_json:

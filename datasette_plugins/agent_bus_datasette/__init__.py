@@ -1,8 +1,10 @@
 """agent-bus for Datasette: threads, presence, search and export of agent conversations.
 
 Activates on any attached database whose ``meta`` table says ``app =
-'agent-bus'`` and leaves every other database alone. Everything it adds is
-read-only; plain Datasette (tables, facets, SQL, JSON) stays underneath.
+'agent-bus'`` and leaves every other database alone. Pages read; a few POST forms
+(post, reply, manage topics) write through the same service calls as the CLI, for
+actors that may write (``access.can_write``). Plain Datasette (tables, facets, SQL,
+JSON) stays underneath.
 
 Datasette 1.0 notes: ``get_metadata`` becomes configuration (``datasette.yaml``
 / ``set_*`` APIs), ``row_actions`` replaces the seq-cell link, and
@@ -75,12 +77,13 @@ def get_metadata(datasette: Any, key: str, database: str | None, table: str | No
     return {"databases": out}
 
 
-def _read_only(view: Any) -> Any:
-    """Every route of ours answers GET/HEAD only: the plugin has no write endpoints."""
+def _only(methods: tuple[str, ...], view: Any) -> Any:
+    """Pages answer GET/HEAD only and write forms POST only (405 otherwise)."""
 
     async def guarded(datasette: Any, request: Any) -> Any:
-        if request.method not in ("GET", "HEAD"):
-            return Response.text("405 Method Not Allowed", status=405, headers={"Allow": "GET"})
+        if request.method not in methods:
+            allow = ", ".join(m for m in methods if m != "HEAD")
+            return Response.text("405 Method Not Allowed", status=405, headers={"Allow": allow})
         return await view(datasette, request)
 
     return guarded
@@ -89,7 +92,7 @@ def _read_only(view: Any) -> Any:
 @hookimpl
 def register_routes() -> list[tuple[str, Any]]:
     return [(r"^/-/agent-bus/-/static/(?P<path>.*)$", asgi_static(str(STATIC_DIR)))] + [
-        (regex, _read_only(view)) for regex, view in views.routes()
+        (regex, _only(methods, view)) for regex, view, methods in views.routes()
     ]
 
 

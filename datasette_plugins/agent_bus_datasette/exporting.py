@@ -14,7 +14,11 @@ def safe_filename(name: str) -> str:
     return cleaned[:80] or "topic"
 
 
-def export_topic(bus: Any, topic: Topic, fmt: str) -> str:
+def export_topic(
+    bus: Any, topic: Topic, fmt: str, first: int | None = None, last: int | None = None
+) -> str:
+    """The topic, or messages ``first``..``last`` (inclusive) of it, as a file's text."""
     from agent_bus import export
 
-    return export.export_text(bus, topic, fmt)
+    after = max(0, (first or 1) - 1)
+    return export.export_text(bus, topic, fmt, after_seq=after, until_seq=last)

@@ -10,6 +10,7 @@ from datasette.utils.asgi import Response
 
 from agent_bus.errors import (
     BusError,
+    Forbidden,
     InvalidArgument,
     SchemaMismatch,
     TopicAmbiguous,
@@ -36,7 +37,7 @@ STATUS_BY_CODE = {
     TopicAmbiguous.code: 400,
     TopicClosed.code: 409,
     SchemaMismatch.code: 409,
-    "FORBIDDEN": 403,
+    Forbidden.code: 403,
     "DB_BUSY": 503,
     "EMBEDDINGS_UNAVAILABLE": 503,  # this server lacks the model; the request is fine
 }
@@ -142,6 +143,7 @@ def chrome(datasette: Any, db: BusDatabase) -> dict[str, Any]:
         "root": root,
         "css_url": static(datasette, "agent-bus.css"),
         "js_url": static(datasette, "agent-bus.js"),
+        "theme_js_url": static(datasette, "agent-bus-theme.js"),
         "pygments_url": datasette.urls.path("-/agent-bus/-/pygments.css"),
         "search_url": f"{root}/search",
         "datasette_db_url": datasette.urls.database(db.name),

@@ -114,3 +114,9 @@ class TopicActionOutput(Output):
     topic: Topic | None = None
     url: str
     details: dict[str, Any] | None = None
+
+
+class PreviewOutput(Output):
+    """A body rendered by the thread's own markdown sanitiser."""
+
+    html: str

@@ -11,6 +11,7 @@ from datasette.utils.asgi import Response
 from agent_bus.store import web as store_web
 
 from .. import render
+from ..access import can_write
 from .common import base, chrome, json_response, open_bus, page, wants_json
 from .envelopes import OverviewOutput, OverviewTopic
 from .messages import PRESENCE_WINDOW, activity
@@ -71,5 +72,7 @@ async def overview(datasette: Any, request: Any) -> Response:
             "counts": {"all": len(rows)},
             "live_total": sum(1 for r in rows if r["present"]),
             "json_url": f"{root}.json?{urlencode({'status': status})}",
+            "can_write": can_write(datasette, request),
+            "create_url": f"{root}/topics/-/create",
         },
     )

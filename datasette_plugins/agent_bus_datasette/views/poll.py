@@ -8,6 +8,7 @@ from datasette.utils.asgi import Response
 
 from agent_bus.models import Message
 
+from ..access import can_write
 from .common import int_arg, json_only, json_response, open_bus, resolve_topic
 from .envelopes import PollOutput
 from .messages import decorate, message_views, presence_view
@@ -39,9 +40,12 @@ async def poll(datasette: Any, request: Any) -> Response:
     views = message_views(datasette, db, msgs, data)
     html = ""
     if views:
-        html = await datasette.render_template(
-            "agent_bus_messages.html", {"messages": views}, request=request
-        )
+        context = {
+            "messages": views,
+            "can_write": can_write(datasette, request),
+            "topic_open": data["topic"].status == "open",
+        }
+        html = await datasette.render_template("agent_bus_messages.html", context, request=request)
     presence_html = await datasette.render_template(
         "agent_bus_presence.html",
         {"presence": presence_view(data["peers"], data["now"])},

@@ -15,6 +15,7 @@ from datasette.utils.asgi import Response
 from agent_bus.models import Message, Topic
 
 from .. import render
+from ..access import can_write, default_name
 from .common import (
     base,
     chrome,
@@ -26,10 +27,12 @@ from .common import (
     wants_json,
 )
 from .envelopes import SenderStat, ThreadOutput, ThreadStats, ThreadWindow
-from .messages import activity, decorate, message_views, presence_view, recent_topics
+from .messages import activity, decorate, message_views, presence_view, quote, recent_topics
 
 PAGE = 100
 MAX_PAGE = 500
+MESSAGE_TYPES = ("message", "question", "answer", "review", "status", "approval", "blocker", "note")
+TOPIC_ACTIONS = ("close", "reopen", "rename", "delete")
 
 
 def read_window(bus: Any, topic: Topic, args: dict[str, int | None], limit: int) -> dict:
@@ -115,9 +118,55 @@ def sidebar_context(root: str, topic: Topic, topics: list[Any], now: float) -> d
     }
 
 
-async def thread(datasette: Any, request: Any) -> Response:
-    db, bus = await open_bus(datasette, request)
-    topic = await resolve_topic(bus, request.url_vars["topic"])
+def compose_context(
+    datasette: Any, request: Any, bus: Any, turl: str, topic: Topic, compose: dict[str, Any]
+) -> dict[str, Any]:
+    """The reply form: who posts, what type, in reply to what, and any error or preview."""
+    writable = can_write(datasette, request)
+    return {
+        "can_write": writable,
+        "topic_open": topic.status == "open",
+        "compose": {
+            "post_url": f"{turl}/post",
+            "sender": compose.get("sender") or default_name(request, bus.settings),
+            "message_type": compose.get("message_type") or "message",
+            "reply_to": compose.get("reply_to") or "",
+            "reply_label": compose.get("reply_label"),
+            "content": compose.get("content") or "",
+            "error": compose.get("error"),
+            "preview": compose.get("preview"),
+            "types": MESSAGE_TYPES,
+        },
+        "manage": {action: f"{turl}/{action}" for action in TOPIC_ACTIONS},
+    }
+
+
+async def reply_prefill(bus: Any, topic: Topic, message_id: str | None) -> dict[str, Any]:
+    """``?reply_to=<id>`` (the Reply button without JavaScript): target and a quote."""
+    if not message_id:
+        return {}
+    parent = await bus.run(bus.get_message, message_id)
+    if parent is None or parent.topic_id != topic.topic_id:
+        return {}
+    quoted = "\n".join("> " + line for line in quote(parent.content_markdown).splitlines())
+    return {
+        "reply_to": parent.message_id,
+        "reply_label": f"#{parent.seq} {parent.sender}",
+        "content": f"{quoted}\n\n",
+    }
+
+
+async def render_thread(
+    datasette: Any,
+    request: Any,
+    db: Any,
+    bus: Any,
+    topic: Topic,
+    *,
+    compose: dict[str, Any] | None = None,
+    status: int = 200,
+) -> Response:
+    """The thread page (or its JSON twin) for the request's window arguments."""
     limit = min(int_arg(request, "limit", PAGE, minimum=1) or PAGE, MAX_PAGE)
     args = {k: int_arg(request, k, None) for k in ("at", "before", "after")}
     data = await bus.run(read_window, bus, topic, args, limit)
@@ -139,6 +188,8 @@ async def thread(datasette: Any, request: Any) -> Response:
                 senders=[SenderStat(**s) for s in data["senders"]],
             ),
         )
+    if compose is None:
+        compose = await reply_prefill(bus, topic, request.args.get("reply_to"))
     topics = await bus.run(recent_topics, bus)
     return await page(
         datasette,
@@ -153,8 +204,16 @@ async def thread(datasette: Any, request: Any) -> Response:
             **window_context(turl, window, stats),
             **inspector_context(datasette, db, topic, data),
             **sidebar_context(root, topic, topics, data["now"]),
+            **compose_context(datasette, request, bus, turl, topic, compose),
             "json_url": f"{turl}.json",
             "export_urls": {fmt: f"{turl}/export.{fmt}" for fmt in ("md", "json", "jsonl")},
             "target": args["at"],
         },
+        status=status,
     )
+
+
+async def thread(datasette: Any, request: Any) -> Response:
+    db, bus = await open_bus(datasette, request)
+    topic = await resolve_topic(bus, request.url_vars["topic"])
+    return await render_thread(datasette, request, db, bus, topic)

@@ -1,0 +1,79 @@
+"""Who may write from the web UI, and the checks every write form passes first.
+
+``can_write`` is the one hook point: today an anonymous visitor may write when the UI
+serves loopback only (the person at this machine); an actor that carries an
+``agent_bus`` scope (token actors from ``actor_from_request``) decides for itself with
+``{"agent_bus": {"write": true|false}}``. Pages hide write controls when it says no, and
+every write endpoint answers 403 (``FORBIDDEN``).
+"""
+
+from __future__ import annotations
+
+import getpass
+import hmac
+from typing import Any
+from urllib.parse import urlsplit
+
+from agent_bus.errors import Forbidden
+
+PLUGIN = "agent-bus"
+NAME_COOKIE = "ab_name"
+CSRF_COOKIE = "ds_csrftoken"
+
+
+def anonymous_writes(datasette: Any) -> bool:
+    """False when the UI is served beyond loopback (``agent-bus web --allow-remote``)."""
+    config = datasette.plugin_config(PLUGIN) or {}
+    return bool(config.get("anonymous_writes", True))
+
+
+def actor_may_write(datasette: Any, actor: dict[str, Any] | None) -> bool:
+    """Whether ``actor`` (Datasette's actor dict, or None) may change the bus."""
+    if actor is not None and isinstance(actor.get("agent_bus"), dict):
+        return actor["agent_bus"].get("write") is True
+    if actor is not None and actor.get("agent_bus_read_only"):
+        return False
+    return anonymous_writes(datasette)
+
+
+def can_write(datasette: Any, request: Any) -> bool:
+    return actor_may_write(datasette, request.actor)
+
+
+def check_write(datasette: Any, request: Any, form: dict[str, Any]) -> None:
+    """Refuse a write from an actor that may only read, or without a same-site CSRF token.
+
+    Datasette's CSRF middleware checks the token only when the request carries cookies;
+    a cross-site form from a browser with no cookie for us would pass it, so a write
+    also needs the token field matching the token cookie here. Bearer-token requests
+    carry no ambient credentials and skip the token (as Datasette does).
+
+    Raises:
+        Forbidden: read-only actor, missing or wrong token, or a foreign Origin.
+    """
+    if not can_write(datasette, request):
+        raise Forbidden("this actor may read this bus but not write to it; nothing was changed")
+    origin = request.headers.get("origin")
+    if origin and origin != "null" and urlsplit(origin).netloc != request.host:
+        raise Forbidden("the form was posted from another site; nothing was changed")
+    if request.headers.get("authorization", "").lower().startswith("bearer "):
+        return
+    token = str(form.get("csrftoken") or "")
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    if not token or not cookie or not hmac.compare_digest(token, cookie):
+        raise Forbidden(
+            "the form has no valid CSRF token (reload the page and try again); nothing was changed"
+        )
+
+
+def default_name(request: Any, settings: Any) -> str:
+    """The remembered name (cookie), else the ``web_name`` setting, else the OS user."""
+    remembered = (request.cookies.get(NAME_COOKIE) or "").strip()
+    if remembered:
+        return remembered[:64]
+    if settings.web_name:
+        return settings.web_name
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "human"
