@@ -1,5 +1,4 @@
-"""Administrative operations on a bus database: delete, rename, reopen, stats, check, backup,
-vacuum, wipe.
+"""Administrative operations on a bus database: delete, rename, stats, check, backup, vacuum, wipe.
 
 Service functions shared by the CLI and the web UI; the SQL is in
 ``agent_bus.store.admin``. Every write is one short ``BEGIN IMMEDIATE``
@@ -23,7 +22,6 @@ from agent_bus.models import Topic
 from agent_bus.service.checks import MAX_TOPIC_NAME, check_name
 from agent_bus.store import admin as sql
 from agent_bus.store import queries
-from agent_bus.store import web as web_sql
 from agent_bus.store.connection import retry
 from agent_bus.store.schema import SCHEMA_VERSION, read_version
 
@@ -111,26 +109,6 @@ def rename_topic(
                 conn, topic_id, topic.name, clean, time.time()
             )
         return RenameReport(topic.model_copy(update={"name": clean}), topic.name, True, rewritten)
-
-    return bus.write(tx)
-
-
-def reopen_topic(bus: Bus, topic_id: str) -> tuple[Topic, bool]:
-    """Open a closed topic again so agents can post to it; returns it and whether it was open.
-
-    Raises:
-        TopicNotFound: no topic with that id.
-    """
-
-    def tx(conn: sqlite3.Connection) -> tuple[Topic, bool]:
-        topic = queries.get_topic(conn, topic_id)
-        if topic is None:
-            raise TopicNotFound(f"No topic with topic_id {topic_id!r}.")
-        if topic.status == "open":
-            return topic, True
-        web_sql.reopen_topic(conn, topic_id)
-        update = {"status": "open", "closed_at": None, "close_reason": None}
-        return topic.model_copy(update=update), False
 
     return bus.write(tx)
 

@@ -102,6 +102,9 @@ class Bus:
     def topic_close(self, topic_id: object, reason: object = None) -> tuple[Topic, bool]:
         return topics.close(self.db, topic_id, reason)
 
+    def topic_reopen(self, topic_id: object) -> tuple[Topic, bool]:
+        return topics.reopen(self.db, topic_id)
+
     def resolve_ref(self, ref: str) -> Topic:
         return topics.resolve_ref(self.db, ref)
 

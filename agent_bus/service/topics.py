@@ -117,6 +117,22 @@ def close(db: Database, topic_id: object, reason: object = None) -> tuple[Topic,
     return db.write(tx)
 
 
+def reopen(db: Database, topic_id: object) -> tuple[Topic, bool]:
+    """Open a closed topic again (a person changed their mind); returns it and whether it
+    was already open. Its close time and reason are cleared."""
+    tid = check_text(topic_id, "topic_id")
+
+    def tx(conn: Any) -> tuple[Topic, bool]:
+        topic = require(conn, tid)
+        if topic.status == "open":
+            return topic, True
+        queries.reopen_topic(conn, tid)
+        update = {"status": "open", "closed_at": None, "close_reason": None}
+        return topic.model_copy(update=update), False
+
+    return db.write(tx)
+
+
 def resolve_ref(db: Database, ref: str) -> Topic:
     """A topic by id, id prefix or name for humans' tools.
 

@@ -123,6 +123,14 @@ def close_topic(
     )
 
 
+def reopen_topic(conn: sqlite3.Connection, topic_id: str) -> None:
+    conn.execute(
+        "UPDATE topics SET status = 'open', closed_at = NULL, close_reason = NULL "
+        "WHERE topic_id = ?",
+        (topic_id,),
+    )
+
+
 def rename_topic(conn: sqlite3.Connection, topic_id: str, new_name: str) -> None:
     conn.execute("UPDATE topics SET name = ? WHERE topic_id = ?", (new_name, topic_id))
 

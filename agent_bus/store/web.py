@@ -141,12 +141,3 @@ def type_counts(conn: sqlite3.Connection, topic_id: str) -> dict[str, int]:
         (topic_id,),
     ).fetchall()
     return {r[0]: r[1] for r in rows}
-
-
-def reopen_topic(conn: sqlite3.Connection, topic_id: str) -> None:
-    """Open a closed topic again (its close time and reason are cleared)."""
-    conn.execute(
-        "UPDATE topics SET status = 'open', closed_at = NULL, close_reason = NULL "
-        "WHERE topic_id = ?",
-        (topic_id,),
-    )

@@ -1,8 +1,8 @@
 """POST forms that manage topics: create, close (with a reason), reopen, rename, delete.
 
 The same service functions as ``agent-bus topics create/close/rename/delete``
-(``Bus.topic_create``, ``Bus.topic_close``, ``agent_bus.admin``); delete needs the
-topic's name typed exactly. Each answers with a redirect and a flash message.
+(``Bus.topic_create``, ``Bus.topic_close``, ``Bus.topic_reopen``, ``agent_bus.admin``);
+delete needs the topic's name typed exactly. Each answers with a redirect and a flash message.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ async def topic_action(datasette: Any, request: Any) -> Response:
         note = "was already closed" if already else "closed" + (f": {reason}" if reason else "")
         return _done(datasette, request, url, f"{topic.name} {note}.")
     if action == "reopen":
-        _, already = await bus.run(admin.reopen_topic, bus, tid)
+        _, already = await bus.run(bus.topic_reopen, tid)
         return _done(
             datasette, request, url, f"{topic.name} {'is open' if already else 'reopened'}."
         )
