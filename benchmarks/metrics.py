@@ -23,6 +23,7 @@ from typing import Any
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
+from benchmarks.doors import stdin_eof, watch_follow
 from benchmarks.harness import (
     EXTRA_ENV,
     ToolFailed,
@@ -538,4 +539,6 @@ METRICS = {
     "cold": cold_start,
     "sync": sync_one,
     "memory": memory_and_idle_cpu,
+    "follow": watch_follow,
+    "eof": stdin_eof,
 }

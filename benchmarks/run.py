@@ -113,6 +113,9 @@ ROWS = [
     Row("memory", "RSS at the end of the idle window", "rss_end_of_window_mib", "MiB"),
     Row("memory", "idle CPU while a sync waits (steady)", "idle_cpu_percent", "%", 1),
     Row("memory", "idle CPU, whole window", "idle_cpu_percent_whole_window", "%"),
+    Row("follow", "`topics watch --follow`: post → printed, p50", "post_to_printed_ms.p50", "ms"),
+    Row("follow", "`topics watch --follow`: post → printed, p95", "post_to_printed_ms.p95", "ms"),
+    Row("eof", "stdin closed while a sync waits → server exited, p50", "eof_to_exit_ms.p50", "ms"),
 ]
 
 
