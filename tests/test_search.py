@@ -264,9 +264,16 @@ def test_full_text_counts_fully_for_identifier_queries_and_less_for_plain_words(
         "--no-open",
         "issue 482",
         "v2.8 release",
+        "Retry-After",
+        "WAL checkpoint",
     ):
         assert fts_weight(query) == 1.0, query
-    for query in ("how long do we pause between attempts", "who decided about the database"):
+    for query in (
+        "how long do we pause between attempts",
+        "who decided about the database",
+        "why does re-sending a sign-in request fail",
+        "the GUI freezes when the machine runs out of RAM",
+    ):
         assert fts_weight(query) == PROSE_FTS_WEIGHT, query
     fused = rrf([["a", "b"], ["b", "c"]], weights=(0.25, 1.0))
     assert [doc for doc, _ in fused] == ["b", "c", "a"]
@@ -291,5 +298,38 @@ def test_common_phrases_are_pruned_from_or_queries_rarest_first_but_not_from_and
             conn, "kill switch status", topic_id=None, limit=5, include_content=False
         )
         assert "kill switch" in results[0].snippet.replace("**", "")
+    finally:
+        b.close()
+
+
+def test_messages_are_embedded_with_their_topic_type_and_the_line_they_answer(db_path):
+    from agent_bus.embeddings.indexer import embedding_text
+    from agent_bus.store import embeddings as estore
+
+    b = Bus(load_settings(db=db_path, embeddings_autoindex=False))
+    try:
+        topic, _ = b.topic_create("release-1.4")
+        (asked,) = b.post(
+            topic.topic_id,
+            "lead",
+            [OutboxItem(content_markdown="Should we tag today?\nDetails below.")],
+        )
+        b.post(
+            topic.topic_id,
+            "dev",
+            [
+                OutboxItem(
+                    content_markdown="yes, ship it",
+                    message_type="answer",
+                    reply_to=asked.message.message_id,
+                )
+            ],
+        )
+        jobs = b.db.read(lambda c: estore.due_jobs(c, 1e12, 10))
+        texts = {j.content: embedding_text(j, j.content) for j in jobs}
+        assert (
+            texts["yes, ship it"] == "release-1.4 · answer · re: Should we tag today?\nyes, ship it"
+        )
+        assert texts["Should we tag today?\nDetails below."].startswith("release-1.4\n")
     finally:
         b.close()

@@ -87,14 +87,17 @@ class Indexer:
 
     # --- embedding (no transaction) ---------------------------------------------------------
 
-    def _chunks(self, content: str) -> list[str]:
-        return chunk_text(content, self.settings.chunk_chars, self.settings.chunk_overlap_chars)
+    def _chunks(self, job: store.Job) -> list[str]:
+        pieces = chunk_text(
+            job.content or "", self.settings.chunk_chars, self.settings.chunk_overlap_chars
+        )
+        return [embedding_text(job, piece) for piece in pieces]
 
     def embed_jobs(
         self, jobs: list[store.Job]
     ) -> tuple[dict[str, list[tuple[str, bytes, bytes, str]]], dict[str, str]]:
         """Vectors per message (rows ready to store) and an error per failed message."""
-        pieces = {j.message_id: self._chunks(j.content or "") for j in jobs}
+        pieces = {j.message_id: self._chunks(j) for j in jobs}
         texts = [t for j in jobs for t in pieces[j.message_id]]
         done: dict[str, list[tuple[str, bytes, bytes, str]]] = {}
         failed: dict[str, str] = {}
@@ -221,6 +224,25 @@ class Indexer:
                 return
             after = rows[-1][0]
             yield [job for _, job in rows]
+
+
+EMBED_CONTEXT = True
+"""Embed each chunk with its context line (see `embedding_text`); the benchmarks toggle it."""
+
+
+def embedding_text(job: store.Job, piece: str) -> str:
+    """What a chunk is embedded as: its topic, its type and what it answers, then the text.
+
+    A message like "yes, ship it" means nothing alone; under "release-1.4 · decision ·
+    re: should we tag the release today?" it does. Measured on benchmarks/search_eval
+    (docs/benchmarks.md, "levers"). Snippets and full-text search use the text alone.
+    """
+    if not EMBED_CONTEXT:
+        return piece
+    head = [x for x in (job.topic_name, job.message_type) if x and x != "message"]
+    if job.reply_first_line:
+        head.append("re: " + job.reply_first_line[:200])
+    return " · ".join(head) + "\n" + piece if head else piece
 
 
 def _describe(exc: BaseException) -> str:

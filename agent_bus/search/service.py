@@ -19,7 +19,7 @@ from agent_bus.embeddings import DEFAULT_MODEL_ID, collection_name
 from agent_bus.errors import EmbeddingsUnavailable
 from agent_bus.models import SearchResult, Warning
 from agent_bus.search import fts
-from agent_bus.search.hybrid import FUSION_DEPTH, fts_weight, rrf
+from agent_bus.search.hybrid import FUSION_DEPTH, fts_for_fusion, fts_weight, rrf
 from agent_bus.store import embeddings as estore
 from agent_bus.store import queries
 
@@ -318,7 +318,7 @@ def search(
         return _semantic_results(conn, side.hits, include_content, settings), side.warnings
     match, fts_ranked = side.meanwhile
     fused = rrf(
-        [[mid for mid, _ in fts_ranked], [h.message_id for h in side.hits]],
+        [fts_for_fusion(query, fts_ranked), [h.message_id for h in side.hits]],
         weights=(fts_weight(query), 1.0),
     )
     top = fused[:limit]

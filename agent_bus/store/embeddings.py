@@ -50,17 +50,38 @@ class Job:
     attempts: int
     content: str | None  # None: the message is gone (deleted topic)
     topic_id: str | None
+    topic_name: str | None = None
+    message_type: str | None = None
+    reply_first_line: str | None = None  # of the message this one replies to
+
+
+# What a message is embedded with besides its text (see indexer.embedding_text).
+_CONTEXT_COLUMNS = (
+    "t.name, m.message_type, "
+    "(SELECT substr(r.content_markdown, 1, 300) FROM messages r "
+    "WHERE r.message_id = m.reply_to)"
+)
+_CONTEXT_JOINS = "LEFT JOIN topics t ON t.topic_id = m.topic_id "
+
+
+def _job(message_id: str, attempts: int, context: Any) -> Job:
+    """A job from (content, topic_id, topic name, message type, replied-to text) columns."""
+    content, topic_id, topic_name, message_type, reply = context
+    first = reply.strip().splitlines()[0] if reply and reply.strip() else None
+    return Job(message_id, attempts, content, topic_id, topic_name, message_type, first)
 
 
 def due_jobs(conn: sqlite3.Connection, now: float, limit: int) -> list[Job]:
     rows = conn.execute(
-        "SELECT j.message_id, j.attempts, m.content_markdown, m.topic_id "
-        "FROM embedding_jobs j LEFT JOIN messages m ON m.message_id = j.message_id "
-        "WHERE j.failed_at IS NULL AND j.next_attempt_at <= ? "
+        "SELECT j.message_id, j.attempts, m.content_markdown, m.topic_id, "
+        + _CONTEXT_COLUMNS
+        + " FROM embedding_jobs j LEFT JOIN messages m ON m.message_id = j.message_id "
+        + _CONTEXT_JOINS
+        + "WHERE j.failed_at IS NULL AND j.next_attempt_at <= ? "
         "ORDER BY j.next_attempt_at LIMIT ?",
         (now, limit),
     ).fetchall()
-    return [Job(r[0], r[1], r[2], r[3]) for r in rows]
+    return [_job(r[0], r[1], r[2:]) for r in rows]
 
 
 def next_due_at(conn: sqlite3.Connection) -> float | None:
@@ -119,13 +140,16 @@ def missing_messages(
 ) -> list[tuple[int, Job]]:
     """Messages without a vector in the collection, in rowid order after ``after_rowid``."""
     rows = conn.execute(
-        "SELECT m.rowid, m.message_id, m.content_markdown, m.topic_id FROM messages m "
-        "WHERE m.rowid > ? AND NOT EXISTS ("
+        "SELECT m.rowid, m.message_id, m.content_markdown, m.topic_id, "
+        + _CONTEXT_COLUMNS
+        + " FROM messages m "
+        + _CONTEXT_JOINS
+        + "WHERE m.rowid > ? AND NOT EXISTS ("
         "SELECT 1 FROM embeddings e WHERE e.collection_id = ? AND e.id = m.message_id) "
         "ORDER BY m.rowid LIMIT ?",
         (after_rowid, collection_id, limit),
     ).fetchall()
-    return [(r[0], Job(r[1], 0, r[2], r[3])) for r in rows]
+    return [(r[0], _job(r[1], 0, r[2:])) for r in rows]
 
 
 def enqueue_all(conn: sqlite3.Connection, now: float) -> int:
