@@ -214,3 +214,9 @@ class Bus:
         from agent_bus.search.api import search_bus
 
         return search_bus(self.db, self.settings, self.semantic_engine, query, **options)
+
+    def related(self, **options: Any) -> tuple[list[SearchResult], list[Warning]]:
+        """Messages nearest in meaning to a message or a topic (see search/related.py)."""
+        from agent_bus.search.api import related_bus
+
+        return related_bus(self.db, self.settings, self.semantic_engine, **options)

@@ -177,6 +177,33 @@ def test_search_prints_highlighted_snippets_and_json_results(bus, db_path) -> No
     assert [r["seq"] for r in data["results"]] == [2]
 
 
+def test_search_like_lists_the_messages_nearest_in_meaning_never_itself(bus, db_path) -> None:
+    from agent_bus.embeddings import missing_default_modules
+
+    if missing_default_modules():
+        pytest.skip("the `semantic` extra is not installed")
+    billing, _ = bus.topic_create("billing")
+    payments, _ = bus.topic_create("payments-v2")
+    source = post(
+        bus, billing.topic_id, "alice", "We round VAT per invoice line, never on the subtotal."
+    )
+    post(
+        bus, payments.topic_id, "bob", "Tax is rounded for each line; the total sums rounded lines."
+    )
+    post(bus, payments.topic_id, "bob", "Pizza for lunch on fridays, basil optional.")
+    ok(db_path, "embeddings", "index")
+    data = json.loads(ok(db_path, "search", "--like", source, "--json"))
+    ids = [r["message_id"] for r in data["results"]]
+    assert source not in ids and data["like"] == source
+    assert data["results"][0]["topic_name"] == "payments-v2"
+    assert "rounded" in data["results"][0]["snippet"]
+    scoped = json.loads(ok(db_path, "search", "--like", source, "--topic", "billing", "--json"))
+    assert scoped["results"] == []
+    fails(db_path, "search", "--like", "no-such-message", code="INVALID_ARGUMENT")
+    fails(db_path, "search", code="INVALID_ARGUMENT")
+    fails(db_path, "search", "tax", "--like", source, code="INVALID_ARGUMENT")
+
+
 def test_config_show_names_each_setting_and_its_source(db_path) -> None:
     data = json.loads(ok(db_path, "config", "show", "--json", env={"AGENT_BUS_MAX_OUTBOX": "7"}))
     rows = {r["name"]: r for r in data["settings"]}

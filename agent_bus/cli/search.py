@@ -20,12 +20,16 @@ from agent_bus.cli._common import (
     note,
     open_bus,
 )
+from agent_bus.errors import InvalidArgument
 
 _HIGHLIGHT = re.compile(r"\*\*(.+?)\*\*", re.S)
 
 
 def search(
-    query: Annotated[str, typer.Argument(help="Words, identifiers or a phrase to look for.")],
+    query: Annotated[
+        str | None,
+        typer.Argument(help="Words, identifiers or a phrase to look for.", show_default=False),
+    ] = None,
     mode: Annotated[
         str, typer.Option(help="hybrid (both), fts (words) or semantic (meaning).")
     ] = "hybrid",
@@ -45,6 +49,15 @@ def search(
     content: Annotated[
         bool, typer.Option("--content", help="Print whole message bodies, not snippets.")
     ] = False,
+    like: Annotated[
+        str | None,
+        typer.Option(
+            "--like",
+            metavar="MESSAGE_ID",
+            help="Instead of a query: the messages nearest in meaning to this one.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
     db: DbOption = None,
 ) -> None:
@@ -59,22 +72,32 @@ def search(
         agent-bus search "why did the migration fail" --limit 5 --json
 
         agent-bus search "flaky test" --mode semantic --model agent-bus-minilm
+
+        agent-bus search --like 3f9c2a1b7e04   # "was this discussed before, elsewhere?"
     """
     with open_bus(db) as bus:
+        if (query is None) == (like is None):
+            raise InvalidArgument("give a query or --like MESSAGE_ID (one of them)", field="query")
         topic_id = bus.resolve_ref(topic).topic_id if topic is not None else None
-        results, warnings = bus.search(
-            query,
-            topic_id=topic_id,
-            mode=mode,
-            limit=limit,
-            model=model,
-            include_content=content,
-        )
+        if like is not None:
+            results, warnings = bus.related(
+                message_id=like, in_topic=topic_id, limit=limit, include_content=content
+            )
+        else:
+            results, warnings = bus.search(
+                query,
+                topic_id=topic_id,
+                mode=mode,
+                limit=limit,
+                model=model,
+                include_content=content,
+            )
     if as_json:
         emit_json(
             {
                 "query": query,
-                "mode": mode,
+                "like": like,
+                "mode": "semantic" if like is not None else mode,
                 "topic_id": topic_id,
                 "results": dump(results),
                 "count": len(results),

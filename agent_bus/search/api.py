@@ -70,3 +70,40 @@ def search_bus(
             engine=engine,
         )
     )
+
+
+def related_bus(
+    db: Database,
+    settings: BusSettings,
+    semantic_engine: Callable[[], Any],
+    *,
+    message_id: object = None,
+    topic_id: object = None,
+    in_topic: object = None,
+    limit: object = 10,
+    include_content: object = False,
+) -> tuple[list[SearchResult], list[Warning]]:
+    """Check the arguments, then find the messages nearest in meaning to a message (in any
+    topic, or ``in_topic``) or to a topic as a whole (in the other topics)."""
+    from agent_bus.search.related import related
+
+    if (message_id is None) == (topic_id is None):
+        raise InvalidArgument("give either message_id or topic_id", field="message_id")
+    mid = None if message_id is None else check_name(message_id, "message_id", 200)
+    tid = None if topic_id is None else topics.get(db, topic_id).topic_id
+    scope = None if in_topic is None else topics.get(db, in_topic).topic_id
+    lim = check_int(limit, "limit", minimum=1, maximum=MAX_SEARCH_LIMIT)
+    with_content = check_bool(include_content, "include_content")
+    engine = semantic_engine()
+    return db.read(
+        lambda c: related(
+            c,
+            message_id=mid,
+            topic_id=tid,
+            in_topic=scope,
+            limit=lim,
+            include_content=with_content,
+            settings=settings,
+            engine=engine,
+        )
+    )

@@ -149,8 +149,33 @@ class VectorIndex:
         out[rows] = matrix[rows] @ moved
         return out
 
-    def search(self, query: Any, *, topic_id: str | None, limit: int) -> list[Hit]:
-        """The best chunk of the ``limit`` most similar messages, best first."""
+    def vector_of(self, message_ids: list[str]) -> Any:
+        """The mean of the stored vectors of these messages' chunks (unit length), or None."""
+        import numpy as np
+
+        with self._lock:
+            wanted = set(message_ids)
+            rows = [r for r, mid in enumerate(self.message_ids) if mid in wanted]
+            if not rows:
+                return None
+            mean = self._matrix[rows].mean(axis=0)
+        norm = float(np.linalg.norm(mean))
+        return mean / norm if norm > 0 else None
+
+    def search(
+        self,
+        query: Any,
+        *,
+        topic_id: str | None,
+        limit: int,
+        feedback: bool = True,
+        exclude_topic: str | None = None,
+    ) -> list[Hit]:
+        """The best chunk of the ``limit`` most similar messages, best first.
+
+        ``feedback=False`` scores the vector as given (a message's own vector needs no
+        pseudo-relevance feedback); ``exclude_topic`` leaves one topic's messages out.
+        """
         import numpy as np
 
         with self._lock:
@@ -159,9 +184,11 @@ class VectorIndex:
                 return []
             matrix = self._matrix[:n]
             scores = matrix @ query.astype(np.float32)
-            if FEEDBACK_DEPTH > 0 and n > FEEDBACK_DEPTH:
+            if feedback and FEEDBACK_DEPTH > 0 and n > FEEDBACK_DEPTH:
                 scores = self._feedback(matrix, query, scores, topic_id)
             valid = self._topic_codes[:n] >= 0
+            if exclude_topic is not None and exclude_topic in self.topic_code:
+                valid = valid & (self._topic_codes[:n] != self.topic_code[exclude_topic])
             if topic_id is not None:
                 code = self.topic_code.get(topic_id)
                 if code is None:

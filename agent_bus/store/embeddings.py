@@ -459,3 +459,12 @@ def fts_rows_for(
         if row is not None:
             out[mid] = row
     return out
+
+
+def topic_message_ids(conn: sqlite3.Connection, topic_id: str | None, last: int = 200) -> list[str]:
+    """The ids of a topic's latest ``last`` messages (what a topic is "about" now)."""
+    rows = conn.execute(
+        "SELECT message_id FROM messages WHERE topic_id = ? ORDER BY seq DESC LIMIT ?",
+        (topic_id, last),
+    ).fetchall()
+    return [r[0] for r in rows]
