@@ -114,7 +114,7 @@ async def test_reply_button_without_javascript_prefills_target_and_quote(ds, dat
     assert f'href="?reply_to={first}#ab-compose"' in html
     html = (await ds.client.get(f"{ROOT}/topics/{tid}?reply_to={first}")).text
     assert f'id="ab-reply-to" value="{first}"' in html
-    assert "&gt; Kicking off the review of **PR #482**." in html  # quoted, as text
+    assert "&gt; Kicking off the review of **PR #482**.\n&gt;\n&gt; ```python" in html  # as text
 
 
 async def test_preview_uses_the_thread_sanitiser_and_stores_nothing(ds, bus_file, data):

@@ -115,40 +115,23 @@
   }
 
   // --- what this browser has seen (marks on the topics list) ---------------------------
-  var SEEN_KEY = "agent-bus:seen:" + location.pathname.split("/").slice(0, 4).join("/");
+  // "seen": the last seq this browser showed in each thread; "overview": each topic's last
+  // seq when the topics list was last opened. A row is new past both.
+  var SCOPE = location.pathname.split("/").slice(0, 4).join("/");
 
-  function loadSeen() {
-    try { return JSON.parse(window.localStorage.getItem(SEEN_KEY) || "null"); } catch (e) { return null; }
+  function load(kind) {
+    try { return JSON.parse(window.localStorage.getItem("agent-bus:" + kind + ":" + SCOPE) || "null"); } catch (e) { return null; }
   }
 
-  function saveSeen(map) {
-    try { window.localStorage.setItem(SEEN_KEY, JSON.stringify(map)); } catch (e) { /* private mode */ }
+  function save(kind, map) {
+    try { window.localStorage.setItem("agent-bus:" + kind + ":" + SCOPE, JSON.stringify(map)); } catch (e) { /* private mode */ }
   }
 
   function markSeen(topicId, seq) {
     if (!topicId) return;
-    var map = loadSeen() || {};
+    var map = load("seen") || {};
     if ((map[topicId] || 0) < seq) map[topicId] = seq;
-    saveSeen(map);
-  }
-
-  function markRows(table, before) {
-    table.querySelectorAll("tbody tr[data-topic-id]").forEach(function (row) {
-      var id = row.getAttribute("data-topic-id");
-      var seq = parseInt(row.getAttribute("data-last-seq") || "0", 10);
-      var mark = row.querySelector(".ab-new-mark");
-      if (!mark || !before) return;
-      var had = before[id];
-      if (had === undefined) {
-        mark.textContent = "new topic";
-      } else if (seq > had) {
-        mark.textContent = (seq - had) + " new";
-      } else {
-        return;
-      }
-      mark.hidden = false;
-      row.classList.add("ab-row-new");
-    });
+    save("seen", map);
   }
 
   function currentSeqs(table) {
@@ -159,14 +142,27 @@
     return out;
   }
 
+  function markRows(table, before) {
+    var seen = load("seen") || {};
+    table.querySelectorAll("tbody tr[data-topic-id]").forEach(function (row) {
+      var id = row.getAttribute("data-topic-id");
+      var seq = parseInt(row.getAttribute("data-last-seq") || "0", 10);
+      var mark = row.querySelector(".ab-new-mark");
+      if (!mark) return;
+      var known = id in before || id in seen;
+      var had = Math.max(before[id] || 0, seen[id] || 0);
+      if (!known) mark.textContent = "new topic";
+      else if (seq > had) mark.textContent = (seq - had) + " new";
+      else return;
+      mark.hidden = false;
+      row.classList.add("ab-row-new");
+    });
+  }
+
   function followOverview(table) {
-    var seen = loadSeen();
-    markRows(table, seen);
-    var merged = seen || {};
-    var now = currentSeqs(table);
-    Object.keys(now).forEach(function (id) { if ((merged[id] || 0) < now[id] || !(id in merged)) merged[id] = now[id]; });
-    saveSeen(merged);
-    var baseline = seen;  // marks stay relative to the last visit while this page is open
+    var before = load("overview") || currentSeqs(table);  // first visit: nothing is new
+    save("overview", currentSeqs(table));  // the next visit compares with this look
+    markRows(table, before);
     var busy = false;
     function refresh() {
       if (busy || document.hidden) return;
@@ -175,18 +171,11 @@
         .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.text(); })
         .then(function (html) {
           var doc = new DOMParser().parseFromString(html, "text/html");
-          var fresh = doc.getElementById("ab-topics");
+          var fresh = doc.querySelector("#ab-topics tbody");
+          var old = table.querySelector("tbody");
+          if (fresh && old) old.replaceWith(document.importNode(fresh, true));
+          markRows(table, before);
           var summary = doc.getElementById("ab-overview-summary");
-          if (fresh) {
-            var body = fresh.querySelector("tbody");
-            var old = table.querySelector("tbody");
-            if (body && old) old.replaceWith(document.importNode(body, true));
-            markRows(table, baseline);
-            var map = loadSeen() || {};
-            var seqs = currentSeqs(table);
-            Object.keys(seqs).forEach(function (id) { if (!(id in map) || map[id] < seqs[id]) map[id] = seqs[id]; });
-            saveSeen(map);
-          }
           var mine = document.getElementById("ab-overview-summary");
           if (summary && mine) mine.innerHTML = summary.innerHTML;
           table.setAttribute("data-refreshed", String(Date.now()));
@@ -268,10 +257,21 @@
     if (note) note.hidden = true;
   }
 
+  // Same rule as quote_block in views/messages.py (the Reply link without JavaScript).
   function quoteOf(markdown) {
-    var flat = markdown.split(/\s+/).join(" ").trim();
-    if (flat.length > 220) flat = flat.slice(0, 220) + "…";
-    return "> " + flat + "\n\n";
+    var out = [];
+    var used = 0;
+    var lines = markdown.trim().split("\n");
+    for (var i = 0; i < lines.length; i++) {
+      var line = lines[i];
+      if (used + line.length > 400) {
+        out.push(line.slice(0, Math.max(0, 400 - used)).replace(/\s+$/, "") + "…");
+        break;
+      }
+      out.push(line);
+      used += line.length;
+    }
+    return out.map(function (l) { return ("> " + l).replace(/\s+$/, ""); }).join("\n") + "\n\n";
   }
 
   function reply(article) {

@@ -52,6 +52,19 @@ def quote(text: str) -> str:
     return flat[:QUOTE_CHARS] + ("…" if len(flat) > QUOTE_CHARS else "")
 
 
+def quote_block(text: str, limit: int = 400) -> str:
+    """The start of a message as a markdown quote (``> `` lines), for a reply."""
+    lines: list[str] = []
+    used = 0
+    for line in text.strip().splitlines():
+        if used + len(line) > limit:
+            lines.append(line[: max(0, limit - used)].rstrip() + "…")
+            break
+        lines.append(line)
+        used += len(line)
+    return "\n".join(("> " + line).rstrip() for line in lines)
+
+
 def message_view(
     root: str,
     msg: Message,

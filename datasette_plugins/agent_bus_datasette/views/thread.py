@@ -27,7 +27,7 @@ from .common import (
     wants_json,
 )
 from .envelopes import SenderStat, ThreadOutput, ThreadStats, ThreadWindow
-from .messages import activity, decorate, message_views, presence_view, quote, recent_topics
+from .messages import activity, decorate, message_views, presence_view, quote_block, recent_topics
 
 PAGE = 100
 MAX_PAGE = 500
@@ -148,11 +148,10 @@ async def reply_prefill(bus: Any, topic: Topic, message_id: str | None) -> dict[
     parent = await bus.run(bus.get_message, message_id)
     if parent is None or parent.topic_id != topic.topic_id:
         return {}
-    quoted = "\n".join("> " + line for line in quote(parent.content_markdown).splitlines())
     return {
         "reply_to": parent.message_id,
         "reply_label": f"#{parent.seq} {parent.sender}",
-        "content": f"{quoted}\n\n",
+        "content": quote_block(parent.content_markdown) + "\n\n",
     }
 
 
