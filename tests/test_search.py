@@ -333,3 +333,50 @@ def test_messages_are_embedded_with_their_topic_type_and_the_line_they_answer(db
         assert texts["Should we tag today?\nDetails below."].startswith("release-1.4\n")
     finally:
         b.close()
+
+
+@pytest.mark.anyio
+async def test_messages_search_filters_by_sender_type_and_time_on_both_sides(db_path):
+    server = build_server(load_settings(db=db_path, embeddings_autoindex=False))
+    bus = server.bus  # type: ignore[attr-defined]
+    topic, _ = bus.topic_create("filters")
+    bus.post(topic.topic_id, "alice", [OutboxItem(content_markdown="retry policy: wait 2 s")])
+    bus.post(
+        topic.topic_id,
+        "bob",
+        [OutboxItem(content_markdown="retry policy decided: 5 s", message_type="decision")],
+    )
+    bus.post(topic.topic_id, "bob", [OutboxItem(content_markdown="retry policy? no idea")])
+    every = bus.search("retry policy", mode="fts")[0]
+    stamps = sorted(r.created_at for r in every)
+    async with Client(server) as client:
+
+        async def senders(**arguments) -> list[tuple[str, str]]:
+            result = await client.call_tool(
+                "messages_search", {"query": "retry policy", "mode": "fts", **arguments}
+            )
+            assert not result.is_error, result.content[0].text
+            return sorted(
+                (r["sender"], r["message_type"]) for r in result.structured_content["results"]
+            )
+
+        assert await senders(sender="bob") == [("bob", "decision"), ("bob", "message")]
+        assert await senders(message_type="decision") == [("bob", "decision")]
+        assert await senders(sender="alice", message_type="decision") == []
+        assert len(await senders(created_after=stamps[0])) == 2
+        assert len(await senders(created_before="2000-01-01")) == 0
+        assert len(await senders(created_after="2000-01-01T00:00:00Z")) == 3
+        bad = await client.call_tool(
+            "messages_search", {"query": "retry", "created_after": "last tuesday"}
+        )
+        assert bad.is_error
+        assert bad.structured_content["error"]["code"] == "INVALID_ARGUMENT"
+    with registered():
+        emb.index(bus, model="test-words")
+        hits, _ = bus.search("retry policy", mode="semantic", model="test-words", sender="alice")
+        fused, _ = bus.search(
+            "retry policy", mode="hybrid", model="test-words", message_type="decision"
+        )
+    assert [r.sender for r in hits] == ["alice"]
+    assert [r.message_type for r in fused] == ["decision"]
+    bus.close()

@@ -266,6 +266,20 @@ def register_tools(server: MCPServer, bus: Bus, settings: BusSettings, ids: Iden
         include_content: Annotated[
             bool, Field(description="Include each message's full content_markdown.")
         ] = False,
+        sender: Annotated[
+            str | None, Field(description="Only messages from this sender (agent name).")
+        ] = None,
+        message_type: Annotated[
+            str | None, Field(description="Only messages of this type (e.g. 'decision').")
+        ] = None,
+        created_after: Annotated[
+            str | float | None,
+            Field(description="Only messages created after this ISO 8601 time or unix seconds."),
+        ] = None,
+        created_before: Annotated[
+            str | float | None,
+            Field(description="Only messages created before this ISO 8601 time or unix seconds."),
+        ] = None,
     ) -> Annotated[CallToolResult, MessagesSearchOutput]:
         results, warnings = await bus.run(
             bus.search,
@@ -275,6 +289,10 @@ def register_tools(server: MCPServer, bus: Bus, settings: BusSettings, ids: Iden
             limit=limit,
             model=model,
             include_content=include_content,
+            sender=sender,
+            message_type=message_type,
+            created_after=created_after,
+            created_before=created_before,
         )
         out = MessagesSearchOutput(
             query=query,

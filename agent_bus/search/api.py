@@ -11,6 +11,7 @@ from typing import Any
 
 from agent_bus.errors import InvalidArgument
 from agent_bus.models import SearchResult, Warning
+from agent_bus.search.filters import SearchFilters, parse_time
 from agent_bus.service import topics
 from agent_bus.service.checks import (
     MAX_SEARCH_LIMIT,
@@ -36,8 +37,15 @@ def search_bus(
     limit: object = 20,
     model: object = None,
     include_content: object = False,
+    sender: object = None,
+    message_type: object = None,
+    created_after: object = None,
+    created_before: object = None,
 ) -> tuple[list[SearchResult], list[Warning]]:
     """Check the arguments, then search the bus (across topics unless ``topic_id``).
+
+    ``sender``, ``message_type`` and ``created_after``/``created_before`` (ISO 8601 or unix
+    seconds, exclusive) narrow the results; all optional.
 
     ``semantic_engine`` gives the caller's long-lived vector caches; it is called only
     for modes that need them.
@@ -56,6 +64,12 @@ def search_bus(
     if model is not None:
         check_name(model, "model", 200)
     tid = None if topic_id is None else topics.get(db, topic_id).topic_id
+    filters = SearchFilters(
+        sender=None if sender is None else check_name(sender, "sender", 200),
+        message_type=None if message_type is None else check_name(message_type, "message_type", 64),
+        created_after=parse_time(created_after, "created_after"),
+        created_before=parse_time(created_before, "created_before"),
+    )
     engine = semantic_engine() if mode != "fts" else None
     return db.read(
         lambda c: search(
@@ -68,6 +82,7 @@ def search_bus(
             model=model,  # type: ignore[arg-type]
             settings=settings,
             engine=engine,
+            filters=None if filters.empty else filters,
         )
     )
 

@@ -128,14 +128,11 @@ class VectorIndex:
         codes[:capacity] = self._topic_codes
         self._matrix, self._topic_codes = matrix, codes
 
-    def _feedback(self, matrix: Any, query: Any, scores: Any, topic_id: str | None) -> Any:
-        """Scores after moving the query toward its best rows (within the topic, if any)."""
+    def _feedback(self, matrix: Any, query: Any, scores: Any, valid: Any) -> Any:
+        """Scores after moving the query toward its best rows among the ``valid`` ones."""
         import numpy as np
 
-        first = scores
-        if topic_id is not None:
-            code = self.topic_code.get(topic_id, -2)
-            first = np.where(self._topic_codes[: self.n] == code, scores, -np.inf)
+        first = np.where(valid, scores, -np.inf)
         top = np.argpartition(-first, FEEDBACK_DEPTH - 1)[:FEEDBACK_DEPTH]
         top = top[np.isfinite(first[top])]
         if len(top) == 0:
@@ -170,11 +167,13 @@ class VectorIndex:
         limit: int,
         feedback: bool = True,
         exclude_topic: str | None = None,
+        allowed: set[str] | None = None,
     ) -> list[Hit]:
         """The best chunk of the ``limit`` most similar messages, best first.
 
         ``feedback=False`` scores the vector as given (a message's own vector needs no
-        pseudo-relevance feedback); ``exclude_topic`` leaves one topic's messages out.
+        pseudo-relevance feedback); ``exclude_topic`` leaves one topic's messages out;
+        ``allowed`` (message ids) keeps only those (the search filters).
         """
         import numpy as np
 
@@ -183,9 +182,6 @@ class VectorIndex:
             if n == 0 or self.dim is None or query.shape[-1] != self.dim:
                 return []
             matrix = self._matrix[:n]
-            scores = matrix @ query.astype(np.float32)
-            if feedback and FEEDBACK_DEPTH > 0 and n > FEEDBACK_DEPTH:
-                scores = self._feedback(matrix, query, scores, topic_id)
             valid = self._topic_codes[:n] >= 0
             if exclude_topic is not None and exclude_topic in self.topic_code:
                 valid = valid & (self._topic_codes[:n] != self.topic_code[exclude_topic])
@@ -194,6 +190,12 @@ class VectorIndex:
                 if code is None:
                     return []
                 valid = self._topic_codes[:n] == code
+            if allowed is not None:
+                keep = np.fromiter((m in allowed for m in self.message_ids[:n]), bool, n)
+                valid = valid & keep
+            scores = matrix @ query.astype(np.float32)
+            if feedback and FEEDBACK_DEPTH > 0 and n > FEEDBACK_DEPTH:
+                scores = self._feedback(matrix, query, scores, valid)
             scores = np.where(valid, scores, -np.inf)
             message_ids, chunks = self.message_ids, self.chunks
         depth = min(n, limit * 4 + 16)

@@ -34,6 +34,7 @@ def fts_results(
     topic_id: str | None,
     limit: int,
     include_content: bool,
+    filters: Any = None,
 ) -> list[SearchResult]:
     """AND of the query's phrases first, then OR (less too-common ones) to fill ``limit``."""
     seen: dict[str, SearchResult] = {}
@@ -43,7 +44,7 @@ def fts_results(
         match = step(query)
         if match is None:
             continue
-        for row in queries.fts_search(conn, match, topic_id=topic_id, limit=limit):
+        for row in queries.fts_search(conn, match, topic_id=topic_id, limit=limit, filters=filters):
             if row["message_id"] in seen or len(seen) >= limit:
                 continue
             seen[row["message_id"]] = _fts_result(row, include_content)
@@ -127,6 +128,7 @@ def semantic_hits(
     settings: Any,
     engine: Any,
     meanwhile: Callable[[], Any] | None = None,
+    filters: Any = None,
 ) -> SemanticSide:
     """Top messages by cosine similarity (raises EmbeddingsUnavailable / InvalidArgument).
 
@@ -186,7 +188,8 @@ def semantic_hits(
             model=embedder.model_id,
         ) from failure
     vector = future.result()
-    side.hits = index.search(vector, topic_id=topic_id, limit=limit)
+    allowed = None if filters is None else estore.message_ids_where(conn, topic_id, filters)
+    side.hits = index.search(vector, topic_id=topic_id, limit=limit, allowed=allowed)
     return side
 
 
@@ -269,12 +272,14 @@ def search(
     model: str | None = None,
     settings: Any = None,
     engine: Any = None,
+    filters: Any = None,
 ) -> tuple[list[SearchResult], list[Warning]]:
     """Run a validated search.
 
     Args:
         settings: the bus's `BusSettings` (embedding model, chunking); None = defaults.
         engine: the caller's `semantic.SemanticEngine` (vector caches); None = a fresh one.
+        filters: a `filters.SearchFilters` (sender, type, time range) or None.
 
     Raises:
         EmbeddingsUnavailable: ``mode="semantic"`` and no embedding model can be used.
@@ -282,7 +287,12 @@ def search(
     """
     if mode == "fts":
         return fts_results(
-            conn, query, topic_id=topic_id, limit=limit, include_content=include_content
+            conn,
+            query,
+            topic_id=topic_id,
+            limit=limit,
+            include_content=include_content,
+            filters=filters,
         ), []
     if engine is None:
         from agent_bus.search.semantic import SemanticEngine
@@ -294,7 +304,9 @@ def search(
         match = fts.match_or_pruned(conn, query)
         if match is None:
             return None, []
-        return match, estore.fts_ranking(conn, match, topic_id=topic_id, limit=FUSION_DEPTH)
+        return match, estore.fts_ranking(
+            conn, match, topic_id=topic_id, limit=FUSION_DEPTH, filters=filters
+        )
 
     try:
         side = semantic_hits(
@@ -306,12 +318,18 @@ def search(
             settings=settings,
             engine=engine,
             meanwhile=rank_fts if mode == "hybrid" else None,
+            filters=filters,
         )
     except EmbeddingsUnavailable as exc:
         if mode == "semantic":
             raise
         results = fts_results(
-            conn, query, topic_id=topic_id, limit=limit, include_content=include_content
+            conn,
+            query,
+            topic_id=topic_id,
+            limit=limit,
+            include_content=include_content,
+            filters=filters,
         )
         return results, [_unavailable_warning(exc)]
     if mode == "semantic":

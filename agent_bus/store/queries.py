@@ -409,7 +409,12 @@ def messages_range(
 
 
 def fts_search(
-    conn: sqlite3.Connection, match: str, *, topic_id: str | None, limit: int
+    conn: sqlite3.Connection,
+    match: str,
+    *,
+    topic_id: str | None,
+    limit: int,
+    filters: Any = None,
 ) -> list[sqlite3.Row]:
     """Messages matching an FTS5 expression, best bm25 first, with a highlighted snippet.
 
@@ -421,7 +426,7 @@ def fts_search(
         "m.message_type, m.created_at, m.content_markdown, "
         "snippet(messages_fts, 0, '**', '**', '…', 16) AS snippet, "
     )
-    if topic_id is None:
+    if topic_id is None and filters is None:
         sql = (
             columns + "hits.rank AS rank FROM (SELECT rowid, rank FROM messages_fts "
             "WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?) AS hits "
@@ -431,10 +436,13 @@ def fts_search(
             "WHERE messages_fts MATCH ? ORDER BY hits.rank"
         )
         return conn.execute(sql, (match, limit, match)).fetchall()
+    where, params = ("", []) if filters is None else filters.sql("m")
+    if topic_id is not None:
+        where, params = " AND m.topic_id = ?" + where, [topic_id, *params]
     sql = (
         columns + "bm25(messages_fts) AS rank "
         "FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid "
         "JOIN topics t ON t.topic_id = m.topic_id "
-        "WHERE messages_fts MATCH ? AND m.topic_id = ? ORDER BY rank LIMIT ?"
+        f"WHERE messages_fts MATCH ?{where} ORDER BY rank LIMIT ?"
     )
-    return conn.execute(sql, (match, topic_id, limit)).fetchall()
+    return conn.execute(sql, (match, *params, limit)).fetchall()
