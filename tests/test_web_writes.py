@@ -241,10 +241,11 @@ async def test_a_form_posted_from_another_site_is_403(ds, bus_file, data):
 
 
 @pytest.mark.parametrize(("path", "fields"), WRITES)
+@pytest.mark.parametrize("scope", [{"write": False}, {"read_only": True}])
 async def test_a_read_only_actor_sees_no_write_controls_and_gets_403(
-    ds, bus_file, data, path, fields
+    ds, bus_file, data, path, fields, scope
 ):
-    actor = ds.sign({"a": {"id": "viewer", "agent_bus": {"write": False}}}, "actor")
+    actor = ds.sign({"a": {"id": "viewer", "agent_bus": scope}}, "actor")
     tid = data["review"].topic_id
     for page in (f"{ROOT}/topics/{tid}", ROOT):
         assert write_forms((await ds.client.get(page)).text), page  # the local user's
@@ -263,8 +264,9 @@ async def test_a_read_only_actor_sees_no_write_controls_and_gets_403(
     unchanged(bus_file[0], data)
 
 
-async def test_an_actor_whose_scope_allows_writing_may_post(ds, bus_file, data):
-    actor = ds.sign({"a": {"id": "writer", "agent_bus": {"write": True}}}, "actor")
+@pytest.mark.parametrize("scope", [{"write": True}, {"read_only": False}])
+async def test_an_actor_whose_scope_allows_writing_may_post(ds, bus_file, data, scope):
+    actor = ds.sign({"a": {"id": "writer", "agent_bus": scope}}, "actor")
     tid = data["review"].topic_id
     jar = await form_token(ds, f"{ROOT}/topics/{tid}", {"ds_actor": actor})
     response = await post(

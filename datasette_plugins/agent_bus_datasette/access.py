@@ -3,8 +3,9 @@
 ``can_write`` is the one hook point: today an anonymous visitor may write when the UI
 serves loopback only (the person at this machine); an actor that carries an
 ``agent_bus`` scope (token actors from ``actor_from_request``) decides for itself with
-``{"agent_bus": {"write": true|false}}``. Pages hide write controls when it says no, and
-every write endpoint answers 403 (``FORBIDDEN``).
+``{"agent_bus": {"write": true|false}}`` (or ``{"read_only": …}``, the token scope's
+own spelling). Pages hide write controls when it says no, and every write endpoint
+answers 403 (``FORBIDDEN``).
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ def anonymous_writes(datasette: Any) -> bool:
 
 def actor_may_write(datasette: Any, actor: dict[str, Any] | None) -> bool:
     """Whether ``actor`` (Datasette's actor dict, or None) may change the bus."""
-    if actor is not None and isinstance(actor.get("agent_bus"), dict):
-        return actor["agent_bus"].get("write") is True
-    if actor is not None and actor.get("agent_bus_read_only"):
-        return False
+    scope = actor.get("agent_bus") if actor is not None else None
+    if isinstance(scope, dict):
+        if "read_only" in scope:  # a token's scope, as ``service.access.Scope`` spells it
+            return scope["read_only"] is False
+        return scope.get("write") is True
     return anonymous_writes(datasette)
 
 

@@ -232,6 +232,9 @@
           clearReply();
           var seq = data.sent && data.sent[0] && data.sent[0].message.seq;
           form.setAttribute("data-sent-seq", String(seq || ""));
+          // an older window is not live: go to the new message instead
+          var thread = document.getElementById("ab-thread");
+          if (thread && !thread.getAttribute("data-poll-url") && data.url) location.href = data.url;
         })
         .catch(function (e) { fail(e.message); })
         .then(function () { send.disabled = false; });

@@ -7,27 +7,32 @@ from urllib.parse import urlencode
 
 from datasette.utils.asgi import Response
 
+from agent_bus.models import Message
+
+from ..state import BusDatabase
 from .common import NotFound, base, open_bus, security_headers
 
 MARKDOWN = "text/markdown; charset=utf-8"
 
 
-async def permalink(datasette: Any, request: Any) -> Response:
+async def find_message(datasette: Any, request: Any) -> tuple[BusDatabase, Message]:
+    """The message the URL names. Raises: NotFound."""
     db, bus = await open_bus(datasette, request)
     mid = request.url_vars["message_id"]
     msg = await bus.run(bus.get_message, mid)
     if msg is None:
         raise NotFound(f"No message with id {mid!r}.")
+    return db, msg
+
+
+async def permalink(datasette: Any, request: Any) -> Response:
+    db, msg = await find_message(datasette, request)
     target = f"{base(datasette, db)}/topics/{msg.topic_id}?{urlencode({'at': msg.seq})}"
     return Response.redirect(f"{target}#m-{msg.seq}")
 
 
 async def message_markdown(datasette: Any, request: Any) -> Response:
     """/…/messages/<id>.md: a message's markdown source ("copy as markdown")."""
-    _, bus = await open_bus(datasette, request)
-    mid = request.url_vars["message_id"]
-    msg = await bus.run(bus.get_message, mid)
-    if msg is None:
-        raise NotFound(f"No message with id {mid!r}.")
+    _, msg = await find_message(datasette, request)
     headers = security_headers(datasette)
     return Response(msg.content_markdown, headers=headers, content_type=MARKDOWN)
