@@ -616,3 +616,33 @@ def test_web_queries_read_messages_with_the_core_column_list():
     assert store_web.MESSAGE_COLS is queries.MESSAGE_COLS
     cols = [c.strip().removesuffix("_json") for c in queries.MESSAGE_COLS.split(",")]
     assert cols == list(Message.model_fields)
+
+
+async def test_thread_shows_related_messages_from_other_topics(db_path):
+    from agent_bus.embeddings import missing_default_modules
+    from agent_bus.embeddings import service as emb
+
+    if missing_default_modules():
+        pytest.skip("the `semantic` extra is not installed")
+    bus = Bus(BusSettings(db=db_path, embeddings_autoindex=False))
+    billing, _ = bus.topic_create("billing")
+    bus.post(billing.topic_id, "a", [OutboxItem(content_markdown="We round VAT per invoice line.")])
+    payments, _ = bus.topic_create("payments-v2")
+    (hit,) = bus.post(
+        payments.topic_id,
+        "b",
+        [OutboxItem(content_markdown="Tax is rounded on each line of the invoice.")],
+    )
+    lunch, _ = bus.topic_create("lunch")
+    bus.post(lunch.topic_id, "c", [OutboxItem(content_markdown="Pizza on fridays, no basil.")])
+    emb.index(bus)
+    bus.close()
+    ds = build_datasette(BusSettings(db=db_path, embeddings_autoindex=False))
+    try:
+        html = (await ds.client.get(f"{ROOT}/topics/{billing.topic_id}")).text
+        panel = html.split('id="ab-related"')[1].split("</ul>")[0]
+        assert panel.index("payments-v2 #1") < panel.index("lunch #1")
+        assert f'href="{ROOT}/messages/{hit.message.message_id}"' in panel
+        assert "billing #" not in panel
+    finally:
+        close_plugin(ds)

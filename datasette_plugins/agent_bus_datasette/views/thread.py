@@ -28,6 +28,7 @@ from .common import (
 )
 from .envelopes import SenderStat, ThreadOutput, ThreadStats, ThreadWindow
 from .messages import activity, decorate, message_views, presence_view, quote_block, recent_topics
+from .related import related_context
 
 PAGE = 100
 MAX_PAGE = 500
@@ -190,6 +191,7 @@ async def render_thread(
     if compose is None:
         compose = await reply_prefill(bus, topic, request.args.get("reply_to"))
     topics = await bus.run(recent_topics, bus)
+    related = await bus.run(related_context, bus, root, topic.topic_id)
     return await page(
         datasette,
         request,
@@ -203,6 +205,7 @@ async def render_thread(
             **window_context(turl, window, stats),
             **inspector_context(datasette, db, topic, data),
             **sidebar_context(root, topic, topics, data["now"]),
+            **related,
             **compose_context(datasette, request, bus, turl, topic, compose),
             "json_url": f"{turl}.json",
             "export_urls": {fmt: f"{turl}/export.{fmt}" for fmt in ("md", "json", "jsonl")},

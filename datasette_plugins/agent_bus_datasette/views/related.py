@@ -1,0 +1,34 @@
+"""The thread page's "Related elsewhere" panel: messages of other topics nearest in meaning.
+
+"This was decided before in topic X": the topic's recent messages, as one vector, against
+every other topic's messages (`Bus.related`). Without the semantic extra or an index the
+panel is simply absent: it is a hint, never an error on the page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent_bus.errors import BusError
+
+PANEL_SIZE = 5
+
+
+def related_context(bus: Any, root: str, topic_id: str) -> dict[str, Any]:
+    """``related``: up to PANEL_SIZE {topic_name, seq, sender, snippet, url} (may be empty)."""
+    try:
+        results, _ = bus.related(topic_id=topic_id, limit=PANEL_SIZE)
+    except BusError:
+        return {"related": []}
+    return {
+        "related": [
+            {
+                "topic_name": r.topic_name,
+                "seq": r.seq,
+                "sender": r.sender,
+                "snippet": r.snippet,
+                "url": f"{root}/messages/{r.message_id}",
+            }
+            for r in results
+        ]
+    }
