@@ -293,6 +293,21 @@ async def test_a_remote_ui_offers_no_anonymous_writes(bus_file, data):
         close(instance)
 
 
+async def test_a_visitor_from_another_machine_gets_no_anonymous_writes(ds, bus_file, data):
+    import httpx
+
+    tid = data["review"].topic_id
+    transport = httpx.ASGITransport(app=ds.app(), client=("192.168.1.5", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://bus.lan") as remote:
+        html = (await remote.get(f"{ROOT}/topics/{tid}")).text
+        assert "payments-review" in html and not write_forms(html)
+        response = await remote.post(
+            f"{ROOT}/topics/{tid}/post", data={"sender": "m", "content_markdown": "x"}
+        )
+        assert response.status_code == 403
+    unchanged(bus_file[0], data)
+
+
 async def test_pages_answer_get_only_and_forms_post_only(ds, data):
     tid = data["review"].topic_id
     assert (await ds.client.get(f"{ROOT}/topics/{tid}/close")).status_code == 405

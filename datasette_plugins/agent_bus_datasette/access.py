@@ -1,17 +1,19 @@
 """Who may write from the web UI, and the checks every write form passes first.
 
-``can_write`` is the one hook point: today an anonymous visitor may write when the UI
-serves loopback only (the person at this machine); an actor that carries an
-``agent_bus`` scope (token actors from ``actor_from_request``) decides for itself with
-``{"agent_bus": {"write": true|false}}`` (or ``{"read_only": …}``, the token scope's
-own spelling). Pages hide write controls when it says no, and every write endpoint
-answers 403 (``FORBIDDEN``).
+``can_write`` is the one hook point. An anonymous visitor may write when the UI serves
+loopback only and the request comes from this machine: the person at it (so a plain
+``datasette -h 0.0.0.0 bus.sqlite`` offers no writes to the network). An actor that
+carries an ``agent_bus`` scope (token actors from ``actor_from_request``) decides for
+itself with ``{"agent_bus": {"write": true|false}}`` (or ``{"read_only": …}``, the token
+scope's own spelling). Pages hide write controls when it says no, and every write
+endpoint answers 403 (``FORBIDDEN``).
 """
 
 from __future__ import annotations
 
 import getpass
 import hmac
+import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,18 +30,29 @@ def anonymous_writes(datasette: Any) -> bool:
     return bool(config.get("anonymous_writes", True))
 
 
-def actor_may_write(datasette: Any, actor: dict[str, Any] | None) -> bool:
-    """Whether ``actor`` (Datasette's actor dict, or None) may change the bus."""
+def from_this_machine(request: Any) -> bool:
+    client = request.scope.get("client")
+    if not client:
+        return False
+    try:
+        return ipaddress.ip_address(str(client[0])).is_loopback
+    except ValueError:
+        return False
+
+
+def actor_may_write(datasette: Any, actor: dict[str, Any] | None, *, local: bool = True) -> bool:
+    """Whether ``actor`` (Datasette's actor dict, or None) may change the bus; ``local``:
+    the request comes from a loopback address."""
     scope = actor.get("agent_bus") if actor is not None else None
     if isinstance(scope, dict):
         if "read_only" in scope:  # a token's scope, as ``service.access.Scope`` spells it
             return scope["read_only"] is False
         return scope.get("write") is True
-    return anonymous_writes(datasette)
+    return local and anonymous_writes(datasette)
 
 
 def can_write(datasette: Any, request: Any) -> bool:
-    return actor_may_write(datasette, request.actor)
+    return actor_may_write(datasette, request.actor, local=from_this_machine(request))
 
 
 def check_write(datasette: Any, request: Any, form: dict[str, Any]) -> None:
