@@ -8,6 +8,7 @@ import typer
 
 from agent_bus.cli._common import DbOption, Unavailable, settings_for
 from agent_bus.errors import InvalidArgument
+from agent_bus.settings import BusSettings
 
 
 def web(
@@ -45,12 +46,27 @@ def web(
             "reinstall agent-bus (pip install -U agent-bus)"
         ) from None
     refused = getattr(web_ui, "WebError", None) or InvalidArgument
+    _embed_queued(settings)
     try:
         web_ui.run_web(
             settings, host=host, port=port, open_browser=not no_open, allow_remote=allow_remote
         )
     except refused as exc:
         raise InvalidArgument(str(exc), field="host") from None
+
+
+def _embed_queued(settings: BusSettings) -> None:
+    """Messages queued for embedding get embedded while the UI is open (its search needs them)."""
+    from agent_bus.bus import Bus
+    from agent_bus.embeddings.autostart import start_if_pending
+
+    if not settings.db.exists():
+        return
+    bus = Bus(settings)
+    try:
+        start_if_pending(bus.read, settings)
+    finally:
+        bus.close()
 
 
 def register(app: typer.Typer) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from agent_bus.embeddings.autostart import start_if_pending
 from agent_bus.errors import InvalidArgument
 from agent_bus.models import SearchResult, Warning
 from agent_bus.search.filters import SearchFilters, parse_time
@@ -70,7 +71,10 @@ def search_bus(
         created_after=parse_time(created_after, "created_after"),
         created_before=parse_time(created_before, "created_before"),
     )
-    engine = semantic_engine() if mode != "fts" else None
+    engine = None
+    if mode != "fts":
+        engine = semantic_engine()
+        start_if_pending(db.read, settings)
     return db.read(
         lambda c: search(
             c,
@@ -110,6 +114,7 @@ def related_bus(
     lim = check_int(limit, "limit", minimum=1, maximum=MAX_SEARCH_LIMIT)
     with_content = check_bool(include_content, "include_content")
     engine = semantic_engine()
+    start_if_pending(db.read, settings)
     return db.read(
         lambda c: related(
             c,
