@@ -166,6 +166,12 @@ def test_create_close_rename_and_presence_manage_a_topic(bus, db_path) -> None:
     assert closed["status"] == "closed" and closed["close_reason"] == "done"
     fails(db_path, "send", tid, "--as", "alice", "late", code="TOPIC_CLOSED")
 
+    reopened = json.loads(ok(db_path, "topics", "reopen", tid, "--json"))
+    assert reopened["status"] == "open" and reopened["close_reason"] is None
+    assert reopened["already_open"] is False
+    assert "already open" in ok(db_path, "topics", "reopen", tid)
+    ok(db_path, "send", tid, "--as", "alice", "back again")
+
 
 def test_search_prints_highlighted_snippets_and_json_results(bus, db_path) -> None:
     topic, _ = bus.topic_create("s")

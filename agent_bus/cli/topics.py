@@ -1,4 +1,4 @@
-"""``agent-bus topics …``: list, show, watch, presence, create, close, rename, delete."""
+"""``agent-bus topics …``: list, show, watch, presence, create, close, reopen, rename, delete."""
 
 from __future__ import annotations
 
@@ -306,6 +306,22 @@ def close(
     echo(f"{'already closed' if already else 'closed'}: {topic_label(closed)}")
 
 
+def reopen(topic: TopicArg, as_json: JsonOption = False, db: DbOption = None) -> None:
+    """Open a closed topic again, so agents can post to it (its close reason is cleared).
+
+    Examples:
+
+        agent-bus topics reopen review-auth
+    """
+    with open_bus(db) as bus:
+        t = bus.resolve_ref(topic)
+        opened, already = bus.topic_reopen(t.topic_id)
+    if as_json:
+        emit_json({**dump(opened), "already_open": already})
+        return
+    echo(f"{'already open' if already else 'reopened'}: {topic_label(opened)}")
+
+
 def rename(
     topic: TopicArg,
     new_name: Annotated[str, typer.Argument(help="The new name.")],
@@ -383,7 +399,7 @@ def _group(reference: bool) -> typer.Typer:
         no_args_is_help=True,
         context_settings={"help_option_names": ["-h", "--help"]},
         help="Browse and manage topics: list, show, watch, presence, create, close, "
-        "rename, delete.",
+        "reopen, rename, delete.",
     )
     group.command("list")(list_topics)
     group.command("show")(show)
@@ -391,6 +407,7 @@ def _group(reference: bool) -> typer.Typer:
     group.command("presence")(presence)
     group.command("create")(create)
     group.command("close")(close)
+    group.command("reopen")(reopen)
     group.command("rename")(rename)
     group.command("delete")(delete)
     if reference:
