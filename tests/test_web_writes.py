@@ -374,9 +374,15 @@ async def test_delete_needs_the_name_typed_exactly(ds, bus_file, data):
     tid = data["review"].topic_id
     jar = await form_token(ds, f"{ROOT}/topics/{tid}")
     for typed in ("", "payments", "Payments-Review"):
-        response = await post(ds, f"{ROOT}/topics/{tid}/delete", {"confirm_name": typed}, jar)
+        response = await ds.client.post(
+            f"{ROOT}/topics/{tid}/delete",
+            data={"csrftoken": jar["token"], "confirm_name": typed},
+            cookies={"ds_csrftoken": jar["ds_csrftoken"]},
+            headers={"Referer": f"http://localhost{ROOT}/topics/{tid}"},
+        )
         assert response.status_code == 400, typed
-        assert "exactly" in response.text
+        assert "exactly" in response.text and "(INVALID_ARGUMENT)" in response.text
+        assert f'<a href="http://localhost{ROOT}/topics/{tid}">← Back' in response.text
         unchanged(path, data)
     response = await post(
         ds, f"{ROOT}/topics/{tid}/delete", {"confirm_name": "payments-review"}, jar

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 from datasette.utils.asgi import Response
 
@@ -118,8 +119,22 @@ async def error_response(
             {**chrome(datasette, db), "problem": exc.message},
             status=status,
         )
-    context = {"title": TITLES.get(status, "Error"), "message": exc.message, "code": exc.code}
+    context = {
+        "title": TITLES.get(status, "Error"),
+        "message": exc.message,
+        "code": exc.code,
+        "back_url": same_site_referer(request),
+    }
     return await page(datasette, request, "agent_bus_error.html", context, status=status)
+
+
+def same_site_referer(request: Any) -> str | None:
+    """The page a refused form came from, to offer a way back (only our own pages)."""
+    referer = request.headers.get("referer") or ""
+    parts = urlsplit(referer)
+    if parts.scheme in ("http", "https") and parts.netloc == request.host:
+        return referer
+    return None
 
 
 def int_arg(request: Any, name: str, default: int | None, *, minimum: int = 0) -> int | None:
