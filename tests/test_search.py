@@ -380,3 +380,20 @@ async def test_messages_search_filters_by_sender_type_and_time_on_both_sides(db_
     assert [r.sender for r in hits] == ["alice"]
     assert [r.message_type for r in fused] == ["decision"]
     bus.close()
+
+
+def test_sign_bit_candidates_then_exact_scores_give_the_exact_ranking_when_all_fit(
+    bus, monkeypatch
+):
+    from agent_bus.search import semantic
+
+    with registered():
+        emb.index(bus, model="test-words")
+        exact, _ = bus.search("pizzas without basil", mode="semantic", model="test-words")
+        monkeypatch.setattr(semantic, "EXACT_BELOW", 0)
+        pruned, _ = bus.search("pizzas without basil", mode="semantic", model="test-words")
+        monkeypatch.setattr(semantic, "CANDIDATES", 2)
+        few, _ = bus.search("pizzas without basil", mode="semantic", model="test-words", limit=1)
+    assert [r.message_id for r in pruned] == [r.message_id for r in exact]
+    assert [r.semantic_score for r in pruned] == [r.semantic_score for r in exact]
+    assert few[0].message_id == exact[0].message_id
