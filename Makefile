@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 EXTRAS := dev,semantic
 
-.PHONY: run test install install-dev chromium bench bench-quick lint format web clean
+.PHONY: run test test-deps install install-dev chromium bench bench-quick lint format web clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,16 @@ run: install
 	$(BIN)/agent-bus demo
 
 ## test: install agent-bus with its test dependencies and run the whole suite
-test: install-dev chromium
+test: install-dev chromium test-deps
 	$(BIN)/python -m pytest -q
+
+# The TypeScript MCP SDK client test: pinned npm packages (tests/ts/package-lock.json) in a
+# project-local node_modules. Needs Node 20+ and npm.
+test-deps: tests/ts/node_modules/.installed
+tests/ts/node_modules/.installed: tests/ts/package.json tests/ts/package-lock.json
+	@command -v npm >/dev/null || { echo "make test needs Node.js 20+ and npm" >&2; exit 1; }
+	cd tests/ts && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 # The browser tests drive the system's Chromium ($CHROMIUM, /usr/bin/chromium or `chromium` on
 # PATH, as tests/test_web_browser.py looks for it); never a browser a tool downloads itself.
