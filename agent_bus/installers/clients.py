@@ -1,7 +1,8 @@
 """Where each coding client reads skill packs and MCP servers: a table of data, no logic.
 
-Paths were checked against each client's own documentation (Dec 2026); docs/reference/clients.md
-lists the sources. A path starting with ``~/`` is per user, any other is relative to the project.
+Paths were checked against each client's own documentation (Dec 2026); the sources are listed
+in docs/how-to/install-skills-and-config.md. A path starting with ``~/`` is per user, any
+other is relative to the project.
 
 ``project_skills`` / ``user_skills`` list every folder the client reads packs from, the folder we
 install into first. Clients that read a shared folder (``.agents/skills``) get their packs there,
