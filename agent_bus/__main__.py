@@ -2,6 +2,7 @@
 
 With no arguments (or ``mcp``) it is the MCP server over stdio; this path
 must stay light, so it imports neither typer nor rich, datasette or llm.
+``hook`` is dispatched first and lighter still (no mcp, no pydantic).
 Anything else goes to the typer CLI.
 """
 
@@ -37,6 +38,10 @@ def serve() -> int:
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "hook":  # before anything heavy: hooks run at every prompt
+        from agent_bus.hooks.run import main as hook_main
+
+        hook_main(args[1:])
     if not args or args == ["mcp"]:
         sys.exit(serve())
     if args in (["--version"], ["-V"]):

@@ -12,7 +12,9 @@ from pathlib import Path
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_DB_PATH = Path("~/.agent_bus/agent_bus.sqlite")
+from agent_bus.paths import DEFAULT_DB
+
+DEFAULT_DB_PATH = Path(DEFAULT_DB)
 
 
 class BusSettings(BaseSettings):

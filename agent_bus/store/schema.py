@@ -19,7 +19,7 @@ from agent_bus.errors import SchemaMismatch
 from agent_bus.store.connection import write_transaction
 from agent_bus.store.legacy import REFERENCE_VERSION, is_reference_database, upgrade_reference
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 APP_ID = "agent-bus"
 
 # unicode61 splits snake_case, dotted and slashed identifiers into parts that
@@ -169,11 +169,52 @@ _M9_STATEMENTS = (
 )
 
 
+def _m10_session_bindings(db: sqlite3.Connection) -> None:
+    """Which client session each identity is served to, and the hooks' loop-guard state.
+
+    A server writes a binding the first time it serves ``topic_join``/``sync`` for an
+    identity; ``agent-bus hook`` reads them to learn which identities belong to the
+    client that ran it (docs/explanation/session-bindings.md). Both tables stay tiny:
+    bindings of dead clients are swept, hook state is one row per client session.
+    """
+    for statement in _M10_STATEMENTS:
+        db.execute(statement)
+
+
+_M10_STATEMENTS = (
+    """CREATE TABLE session_bindings (
+      topic_id TEXT NOT NULL,
+      agent_name TEXT NOT NULL,
+      server_pid INTEGER NOT NULL,
+      server_start TEXT NOT NULL,
+      client_pid INTEGER,
+      client_start TEXT,
+      ancestry_json TEXT NOT NULL,
+      session_id TEXT,
+      cwd TEXT,
+      client_name TEXT,
+      client_version TEXT,
+      created_at REAL NOT NULL,
+      updated_at REAL NOT NULL,
+      PRIMARY KEY (server_pid, server_start, topic_id, agent_name)
+    )""",
+    "CREATE INDEX idx_session_bindings_client ON session_bindings(client_pid, client_start)",
+    "CREATE INDEX idx_session_bindings_session ON session_bindings(session_id)",
+    """CREATE TABLE hook_state (
+      session_key TEXT PRIMARY KEY,
+      blocks INTEGER NOT NULL DEFAULT 0,
+      signature TEXT,
+      updated_at REAL NOT NULL
+    )""",
+)
+
+
 # version reached -> function taking the previous version there
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     7: _m7_initial,
     8: _m8_embedding_jobs,
     9: _m9_access_tokens,
+    10: _m10_session_bindings,
 }
 
 
