@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agent_bus.hooks.contracts import HOOK_MAX_BLOCKS_DEFAULT, HOOK_WAIT_SECONDS_DEFAULT
 from agent_bus.paths import DEFAULT_DB
 
 DEFAULT_DB_PATH = Path(DEFAULT_DB)
@@ -137,6 +138,24 @@ class BusSettings(BaseSettings):
         description=(
             "The name you post under from the web UI until you change it on the page "
             "(default: your operating-system user name)."
+        ),
+    )
+
+    hook_max_blocks: int = Field(
+        default=HOOK_MAX_BLOCKS_DEFAULT,
+        ge=0,
+        description=(
+            "`agent-bus hook` stop/after-agent: most times in a row it asks the agent to continue "
+            "without a new message arriving (loop guard; 0 never blocks). Read by the hook "
+            "process from the environment."
+        ),
+    )
+    hook_wait_seconds: int = Field(
+        default=HOOK_WAIT_SECONDS_DEFAULT,
+        ge=1,
+        description=(
+            "`agent-bus hook claude-code wait` (asyncRewake): how long the background hook "
+            "long-polls the bus before exiting quietly."
         ),
     )
 

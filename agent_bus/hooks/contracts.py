@@ -38,7 +38,9 @@ Event = namedtuple("Event", "name client_event kind matcher", defaults=(None,))
 
 
 _CLAUDE_LIKE = {
-    "session-start": Event("session-start", "SessionStart", CONTEXT, "startup|resume|clear|compact"),
+    "session-start": Event(
+        "session-start", "SessionStart", CONTEXT, "startup|resume|clear|compact"
+    ),
     "user-prompt-submit": Event("user-prompt-submit", "UserPromptSubmit", CONTEXT),
     "stop": Event("stop", "Stop", STOP),
 }

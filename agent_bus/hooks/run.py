@@ -201,7 +201,9 @@ def _wait(
     key = "wait:" + _session_key("claude-code", payload)
     me = f"{os.getpid()}"
     _write(conn, lambda: state_q.set_hook_state(conn, key, 0, me, time.time()))
-    baseline = {(b.topic_id, b.agent_name): b.newest_seq for b in _boxes(conn, payload, agent, topic)}
+    baseline = {
+        (b.topic_id, b.agent_name): b.newest_seq for b in _boxes(conn, payload, agent, topic)
+    }
     deadline = time.monotonic() + wait_s
     version = None
     while time.monotonic() < deadline:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent_bus.errors import AgentNotJoined
+from agent_bus.service.bindings import BindingRecorder
 
 
 class Identities:
@@ -16,6 +17,8 @@ class Identities:
 
     def __init__(self) -> None:
         self._names: dict[tuple[int, str], dict[str, str]] = {}
+        # Which client session this process serves, for `agent-bus hook` (session bindings).
+        self.bindings = BindingRecorder()
 
     def remember(self, session: int, topic_id: str, agent_name: str, token: str) -> None:
         names = self._names.setdefault((session, topic_id), {})

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from agent_bus.bus import Bus
 from agent_bus.errors import InvalidArgument
-from agent_bus.mcp import render
+from agent_bus.mcp import render, session_binding
 from agent_bus.mcp.identities import Identities, session_key
 from agent_bus.mcp.progress import with_progress
 from agent_bus.mcp.results import ignored_warning, ok
@@ -108,6 +108,7 @@ def register_sync(server: MCPServer, bus: Bus, settings: BusSettings, ids: Ident
         agent = ids.resolve(session_key(ctx), str(topic_id), agent_name)
         items = bus.check_outbox(outbox)
         ignored = bus.unknown_outbox_fields(outbox)
+        await session_binding.record(bus, ids.bindings, ctx, str(topic_id), agent)
         waiting = bus.async_sync(
             topic_id,
             agent,

@@ -15,7 +15,7 @@ from pydantic import Field
 from agent_bus import SPEC_VERSION, __version__
 from agent_bus.bus import Bus
 from agent_bus.errors import BusError
-from agent_bus.mcp import render
+from agent_bus.mcp import render, session_binding
 from agent_bus.mcp.identities import Identities, session_key
 from agent_bus.mcp.results import ok
 from agent_bus.models import (
@@ -187,6 +187,9 @@ def register_tools(server: MCPServer, bus: Bus, settings: BusSettings, ids: Iden
             reclaim_token=reclaim_token,
         )
         ids.remember(session, joined.topic.topic_id, joined.agent_name, joined.reclaim_token)
+        await session_binding.record(
+            bus, ids.bindings, ctx, joined.topic.topic_id, joined.agent_name
+        )
         t = joined.topic
         out = TopicJoinOutput(
             topic_id=t.topic_id,

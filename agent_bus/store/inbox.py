@@ -19,11 +19,15 @@ UNREAD_CAP = 1000
 def identity_state(
     conn: sqlite3.Connection, topic_id: str, agent_name: str
 ) -> tuple[str, str, int] | None:
-    """(topic name, status, cursor) of a joined identity, None when not joined."""
+    """(topic name, status, cursor) of a joined identity, None when not joined.
+
+    Joining reserves the name; the cursor row appears with the first sync (0 until then).
+    """
     row = conn.execute(
-        "SELECT t.name, t.status, c.last_seq FROM cursors c "
-        "JOIN topics t ON t.topic_id = c.topic_id "
-        "WHERE c.topic_id = ? AND c.agent_name = ?",
+        "SELECT t.name, t.status, COALESCE(c.last_seq, 0) FROM agent_name_reservations r "
+        "JOIN topics t ON t.topic_id = r.topic_id "
+        "LEFT JOIN cursors c ON c.topic_id = r.topic_id AND c.agent_name = r.agent_name "
+        "WHERE r.topic_id = ? AND r.agent_name = ?",
         (topic_id, agent_name),
     ).fetchone()
     return None if row is None else (row[0], row[1], int(row[2]))
@@ -56,11 +60,11 @@ def newest_unread(
 
 
 def open_identities_of(conn: sqlite3.Connection, agent_name: str) -> list[tuple[str, str]]:
-    """Every open topic where ``agent_name`` holds a cursor (the ``--agent`` override)."""
+    """Every open topic ``agent_name`` has joined (the ``--agent`` override)."""
     rows = conn.execute(
-        "SELECT c.topic_id, c.agent_name FROM cursors c "
-        "JOIN topics t ON t.topic_id = c.topic_id "
-        "WHERE c.agent_name = ? AND t.status = 'open'",
+        "SELECT r.topic_id, r.agent_name FROM agent_name_reservations r "
+        "JOIN topics t ON t.topic_id = r.topic_id "
+        "WHERE r.agent_name = ? AND t.status = 'open'",
         (agent_name,),
     ).fetchall()
     return [(r[0], r[1]) for r in rows]
