@@ -40,6 +40,7 @@ COMMAND_MODULES = (
     "db",
     "config",
     "skills",
+    "hooks",
     "web",
     "server",
     "embeddings",

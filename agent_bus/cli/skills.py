@@ -19,6 +19,7 @@ from agent_bus.cli._common import (
     settings_for,
 )
 from agent_bus.errors import InvalidArgument
+from agent_bus.hooks.install import HOOK_FILES
 
 ClientOption = Annotated[
     str,
@@ -38,6 +39,12 @@ ProjectOption = Annotated[
 UserOption = Annotated[
     bool, typer.Option("--user", help="Install for your user (all projects) instead.")
 ]
+
+
+_HOOKS_HINT = (
+    "tip: `agent-bus hooks install --client {client}` lets the agent hear its peers between "
+    "turns (unread mail at session start, on each prompt, and before it stops)."
+)
 
 
 def _scope(project: Path | None, user: bool) -> None:
@@ -138,6 +145,8 @@ def install(
                 echo(f"{'removed':<11} {s.name}  ->  {gone} (the copy above replaces it)")
     for warning in report.warnings:
         note(warning)
+    if client in HOOK_FILES:
+        note(_HOOKS_HINT.format(client=client))
     if report.conflicts:
         names_txt = ", ".join(s.name for s in report.conflicts)
         raise InvalidArgument(
@@ -185,6 +194,8 @@ def mcp_config(
         note(resolved.note)
     if not write:
         typer.echo(installers.mcp_config(client, db_path, command=resolved), nl=False)
+        if client in HOOK_FILES:
+            note(_HOOKS_HINT.format(client=client))
         return
     try:
         result = installers.write_mcp_config(
@@ -198,6 +209,8 @@ def mcp_config(
     echo(f"{result.status}: {result.path}")
     if result.next_step:
         note(f"next: {result.next_step}")
+    if client in HOOK_FILES:
+        note(_HOOKS_HINT.format(client=client))
 
 
 def register(app: typer.Typer) -> None:

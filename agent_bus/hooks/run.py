@@ -96,6 +96,9 @@ def _open(db: str) -> sqlite3.Connection:
         f"file:{uri}?mode=rw", uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_S
     )
     conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    conn.execute(
+        "PRAGMA synchronous = NORMAL"
+    )  # as every bus connection: no fsync per commit in WAL
     return conn
 
 

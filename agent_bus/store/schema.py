@@ -174,7 +174,7 @@ def _m10_session_bindings(db: sqlite3.Connection) -> None:
 
     A server writes a binding the first time it serves ``topic_join``/``sync`` for an
     identity; ``agent-bus hook`` reads them to learn which identities belong to the
-    client that ran it (docs/explanation/session-bindings.md). Both tables stay tiny:
+    client that ran it (docs/reference/hooks.md). Both tables stay tiny:
     bindings of dead clients are swept, hook state is one row per client session.
     """
     for statement in _M10_STATEMENTS:
