@@ -32,10 +32,18 @@ test: install-dev chromium test-deps
 
 # The TypeScript MCP SDK client test: pinned npm packages (tests/ts/package-lock.json) in a
 # project-local node_modules. Needs Node 20+ and npm.
-test-deps: tests/ts/node_modules/.installed
+test-deps: tests/ts/node_modules/.installed tests/clients/node_modules/.installed
 tests/ts/node_modules/.installed: tests/ts/package.json tests/ts/package-lock.json
 	@command -v npm >/dev/null || { echo "make test needs Node.js 20+ and npm" >&2; exit 1; }
 	cd tests/ts && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Claude Code, Gemini CLI and OpenCode, pinned: their own `mcp list` checks a config we wrote.
+tests/clients/node_modules/.installed: tests/clients/package.json tests/clients/package-lock.json
+	@command -v npm >/dev/null || { echo "make test needs Node.js 20+ and npm" >&2; exit 1; }
+	# npm install, not ci: npm leaves opencode's other-platform binaries out of the lock file
+	# and then refuses `ci`; the versions are pinned in package.json and the lock file.
+	cd tests/clients && npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
 # The browser tests drive the system's Chromium ($CHROMIUM, /usr/bin/chromium or `chromium` on
