@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp.client.session import ClientSession
 from mcp.client.stdio import stdio_client
@@ -349,3 +350,64 @@ async def test_locked_database_exits_0_silently(db_path: Path) -> None:
         holder.close()
     assert (done.returncode, done.stdout) == (0, "")
     assert "locked" in (db_path.parent / "hooks.log").read_text()
+
+
+def start_wait(db: Path, session: str) -> subprocess.Popen[str]:
+    """`hook claude-code wait` in the background, as Claude Code runs an asyncRewake hook."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent_bus", "hook", "claude-code", "wait"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=hook_env(db, CLAUDE_CODE_SESSION_ID=session, AGENT_BUS_HOOK_WAIT_SECONDS="120"),
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps(claude_stop(session)))
+    proc.stdin.close()
+    return proc
+
+
+def state_of(db: Path, key: str) -> str | None:
+    with sqlite3.connect(db) as conn:
+        row = conn.execute("SELECT signature FROM hook_state WHERE session_key = ?", (key,))
+        found = row.fetchone()
+    return None if found is None else found[0]
+
+
+async def wait_until(predicate: Any, seconds: float = 60) -> None:
+
+    with anyio.fail_after(seconds):
+        while not predicate():
+            await anyio.sleep(0.05)
+
+
+async def test_wait_wakes_claude_with_exit_2_when_a_new_message_arrives(db_path: Path) -> None:
+    async with (
+        spawn(db_path, CLAUDE_CODE_SESSION_ID="sess-r") as rev,
+        spawn(db_path, CLAUDE_CODE_SESSION_ID="sess-i") as imp,
+    ):
+        topic = await review_topic(rev, imp)
+        await post(imp, topic, "already there when the wait starts")
+        first = start_wait(db_path, "sess-r")
+        second = None
+        try:
+            key = "wait:claude-code:sess-r"
+            await wait_until(lambda: state_of(db_path, key) == str(first.pid))
+            # A newer waiter of the same session supersedes the first: it exits 0, silently.
+            second = start_wait(db_path, "sess-r")
+            await wait_until(lambda: state_of(db_path, key) == str(second.pid))
+            await post(imp, topic, "Fixed F1, please re-review")
+
+            rc2 = await anyio.to_thread.run_sync(lambda: second.wait(timeout=60))
+            rc1 = await anyio.to_thread.run_sync(lambda: first.wait(timeout=60))
+            out2, err2 = second.stdout.read(), second.stderr.read()  # type: ignore[union-attr]
+            out1, err1 = first.stdout.read(), first.stderr.read()  # type: ignore[union-attr]
+            assert (rc2, out2) == (2, "")
+            assert "Fixed F1, please re-review" in err2 and "as 'reviewer'" in err2
+            assert (rc1, out1, err1) == (0, "", "")
+        finally:
+            for proc in (first, second):
+                if proc is not None and proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
