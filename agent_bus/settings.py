@@ -159,6 +159,33 @@ class BusSettings(BaseSettings):
         ),
     )
 
+    http_rate_per_second: float = Field(
+        default=20.0,
+        ge=0,
+        description="HTTP door: sustained requests per second per token (0: no limit).",
+    )
+    http_rate_burst: int = Field(
+        default=100, ge=1, description="HTTP door: requests a token may send in a burst."
+    )
+    http_max_long_polls: int = Field(
+        default=4, ge=1, description="HTTP door: waiting sync calls one token may hold at once."
+    )
+    http_max_body_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, description="HTTP door: largest accepted request body."
+    )
+    http_shutdown_grace_seconds: float = Field(
+        default=3.0,
+        ge=0,
+        description="HTTP door: on shutdown, how long in-flight calls may take to answer.",
+    )
+    http_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description=(
+            "HTTP door: extra Host names clients use to reach the server (DNS-rebinding "
+            "protection), e.g. bus.example.com or host.docker.internal."
+        ),
+    )
+
     @field_validator("db", mode="after")
     @classmethod
     def _expand_db(cls, value: Path) -> Path:

@@ -82,6 +82,12 @@ class ChangeWatcher:
         self._last_version: int | None = None
         self._inotify_fd: int | None = None
         self._poke: asyncio.Event | None = None
+        self.stopping = False
+
+    def stop_waits(self) -> None:
+        """Server shutdown: wake every waiter now; waits that start later return at once."""
+        self.stopping = True
+        self._bump()
 
     def notify(self) -> None:
         """Called after a commit made by this process: wake waiters now."""
@@ -94,6 +100,8 @@ class ChangeWatcher:
         """
         if self.generation != since_generation:
             return True
+        if self.stopping:
+            return False
         self._waiters += 1
         self._ensure_running()
         try:

@@ -22,10 +22,12 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from agent_bus import __version__
 from agent_bus.bus import Bus
+from agent_bus.errors import BusError
 from agent_bus.mcp.identities import Identities
 from agent_bus.mcp.indexing import background_indexing
 from agent_bus.mcp.protocol import ProtocolErrors
-from agent_bus.mcp.results import tool_failure
+from agent_bus.mcp.results import error_result, tool_failure
+from agent_bus.mcp.scoping import caller_scope, guard_call
 from agent_bus.mcp.sync_tool import register_sync
 from agent_bus.mcp.tools import register_tools
 from agent_bus.settings import BusSettings
@@ -62,14 +64,22 @@ class AgentBusServer(MCPServer):
             )
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        scope = caller_scope()
+        if scope.restricted:  # an HTTP caller whose token has a scope
+            try:
+                await guard_call(self.bus, name, arguments or {}, scope)  # type: ignore[attr-defined]
+            except BusError as exc:
+                return error_result(exc.code, exc.message)
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
             return tool_failure(name, exc)
 
 
-def build_server(settings: BusSettings, bus: Bus | None = None) -> AgentBusServer:
+def build_server(settings: BusSettings, bus: Bus | None = None, **options: Any) -> AgentBusServer:
     """The MCP server over one bus database, for any transport.
+
+    ``options`` go to `MCPServer` (the HTTP door passes its token verifier and auth).
 
     ``server.bus`` is the `Bus` it serves (the caller closes it);
     ``server.identities`` the names its connections joined.
@@ -82,6 +92,7 @@ def build_server(settings: BusSettings, bus: Bus | None = None) -> AgentBusServe
         version=__version__,
         lifespan=background_indexing(bus, settings),
         middleware=[ProtocolErrors()],
+        **options,
     )
     register_tools(server, bus, settings, ids)
     register_sync(server, bus, settings, ids)

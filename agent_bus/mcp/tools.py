@@ -18,6 +18,7 @@ from agent_bus.errors import BusError
 from agent_bus.mcp import render, session_binding
 from agent_bus.mcp.identities import Identities, session_key
 from agent_bus.mcp.results import ok
+from agent_bus.mcp.scoping import caller_scope
 from agent_bus.models import (
     CursorResetOutput,
     MessagesSearchOutput,
@@ -87,6 +88,9 @@ def register_tools(server: MCPServer, bus: Bus, settings: BusSettings, ids: Iden
         ] = "open",
     ) -> Annotated[CallToolResult, TopicListOutput]:
         topics = await bus.run(bus.topic_list, status)
+        topics = caller_scope().visible(
+            topics, id_of=lambda t: t.topic_id, name_of=lambda t: t.name
+        )
         return ok(TopicListOutput(topics=topics), render.topic_list(status, topics))
 
     @server.tool(description="Find the newest open topic with this exact name.")
@@ -284,12 +288,16 @@ def register_tools(server: MCPServer, bus: Bus, settings: BusSettings, ids: Iden
             Field(description="Only messages created before this ISO 8601 time or unix seconds."),
         ] = None,
     ) -> Annotated[CallToolResult, MessagesSearchOutput]:
+        scope = caller_scope()
+        wanted = limit
+        if scope.topics is not None and topic_id is None and type(limit) is int and limit >= 1:
+            wanted = 500  # over-fetch: results outside the token's scope are dropped below
         results, warnings = await bus.run(
             bus.search,
             query,
             topic_id=topic_id,
             mode=mode,
-            limit=limit,
+            limit=wanted,
             model=model,
             include_content=include_content,
             sender=sender,
@@ -297,6 +305,8 @@ def register_tools(server: MCPServer, bus: Bus, settings: BusSettings, ids: Iden
             created_after=created_after,
             created_before=created_before,
         )
+        results = scope.visible(results, id_of=lambda r: r.topic_id, name_of=lambda r: r.topic_name)
+        results = results[:limit]
         out = MessagesSearchOutput(
             query=query,
             mode=mode,

@@ -191,7 +191,7 @@ async def sync(
 
     cursor = first[2]
     next_touch = loop.time() + presence_touch_seconds
-    while deadline - loop.time() > 0:
+    while deadline - loop.time() > 0 and not db.watcher.stopping:  # stopping: shutdown
         generation = db.watcher.generation  # before the check: no missed wake-up
         touch = loop.time() >= next_touch
         # One hop to the worker pool: a cheap read, and the write step only if needed.
@@ -216,6 +216,6 @@ async def wait_for_messages(db: Database, topic_id: str, after_seq: int, timeout
         if await db.run(has_messages_after, db, topic_id, after_seq, None):
             return True
         remaining = deadline - loop.time()
-        if remaining <= 0:
+        if remaining <= 0 or db.watcher.stopping:
             return False
         await db.watcher.wait(generation, remaining)
