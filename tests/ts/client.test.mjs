@@ -110,6 +110,15 @@ test("two agents review over the bus through the TypeScript SDK client", async (
     assert.equal(failed.isError, true);
     await reviewer.call("topic_close", { topic_id: topic.topic_id, reason: "approved" });
 
+    // Protocol-level mistakes are answered as invalid params, and the session goes on.
+    const { prompts } = await reviewer.client.listPrompts();
+    assert.ok(prompts.length > 0, "no prompts listed");
+    await assert.rejects(reviewer.client.getPrompt({ name: "no_such_prompt" }), (err) => {
+      assert.equal(err.code, -32602);
+      return true;
+    });
+    await reviewer.call("ping", {});
+
     const timedOut = (await omittedWait).structuredContent;
     assert.equal(timedOut.status, "timeout");
   } finally {
