@@ -8,6 +8,12 @@ connection (in this or another process) commits. A change bumps
 ``generation`` and wakes every waiter of this process. With no waiters it
 does nothing at all, so an idle server costs no CPU.
 
+The inotify descriptor is opened once and kept for the watcher's life: with
+no waiters it is merely not read (events queue in the kernel and are drained
+on the next start). Closing an inotify descriptor waits for a kernel RCU
+grace period — milliseconds, on the event loop — and doing it after every
+long-poll delayed the very response that wait produced.
+
 Waiters never miss a commit: they read ``generation`` *before* checking the
 database, then wait for it to move past that value.
 """
@@ -30,8 +36,11 @@ _IN_CLOSE_WRITE = 0x00000008
 _IN_MOVED_TO = 0x00000080
 _IN_CREATE = 0x00000100
 _IN_NONBLOCK = 0o4000
-# Seconds between re-checks after a file event that showed no commit yet.
-_RECHECK_AFTER = (0.001, 0.002, 0.004, 0.008, 0.016, 0.032)
+# Seconds between re-checks after a file event that showed no commit yet: every
+# millisecond (the event loop's timer floor) for a while, then backing off. A check
+# is one PRAGMA on an idle connection, and bursts happen only after file events
+# while someone waits, so an idle server still costs nothing.
+_RECHECK_AFTER = (0.001,) * 8 + (0.002, 0.004, 0.008, 0.016, 0.032)
 _IN_CLOEXEC = 0o2000000
 
 
@@ -81,6 +90,7 @@ class ChangeWatcher:
         self._conn: sqlite3.Connection | None = None
         self._last_version: int | None = None
         self._inotify_fd: int | None = None
+        self._inotify_tried = False
         self._poke: asyncio.Event | None = None
         self.stopping = False
 
@@ -152,11 +162,14 @@ class ChangeWatcher:
             return True
         return False
 
-    def _on_inotify(self) -> None:
+    def _drain(self) -> None:
         assert self._inotify_fd is not None
         with contextlib.suppress(BlockingIOError, OSError):
             while os.read(self._inotify_fd, 65536):
                 pass
+
+    def _on_inotify(self) -> None:
+        self._drain()
         if self._poke is not None:
             self._poke.set()
 
@@ -164,8 +177,11 @@ class ChangeWatcher:
         loop = asyncio.get_running_loop()
         self._last_version = self._data_version()
         self._poke = asyncio.Event()
-        self._inotify_fd = _open_inotify(self.db_path.parent)
+        if not self._inotify_tried:
+            self._inotify_tried = True
+            self._inotify_fd = _open_inotify(self.db_path.parent)
         if self._inotify_fd is not None:
+            self._drain()  # events of commits while nobody waited: the check below covers them
             loop.add_reader(self._inotify_fd, self._on_inotify)
         # A commit may have landed between a waiter's database check and this start,
         # before our baseline and our file watch: make every current waiter look again.
@@ -185,14 +201,16 @@ class ChangeWatcher:
                     burst = list(_RECHECK_AFTER)
         finally:
             if self._inotify_fd is not None:
-                loop.remove_reader(self._inotify_fd)
-                os.close(self._inotify_fd)
-                self._inotify_fd = None
+                loop.remove_reader(self._inotify_fd)  # kept open: see the module docstring
             self._task = None
 
     def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
+        if self._inotify_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._inotify_fd)
+            self._inotify_fd = None
         if self._conn is not None:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()

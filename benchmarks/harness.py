@@ -163,6 +163,7 @@ def summary(values_ms: list[float]) -> dict[str, float]:
         "n": len(values_ms),
         "p50": round(percentile(values_ms, 50), 3),
         "p95": round(percentile(values_ms, 95), 3),
+        "p99": round(percentile(values_ms, 99), 3),
         "min": round(min(values_ms), 3),
         "max": round(max(values_ms), 3),
         "mean": round(sum(values_ms) / len(values_ms), 3),

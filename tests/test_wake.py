@@ -124,3 +124,35 @@ async def test_a_sync_cancelled_while_its_step_commits_leaves_the_messages_for_t
         release.set()
         waiter.close()
         peer.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="inotify is Linux-only")
+async def test_the_file_watch_outlives_each_wait_so_no_wake_pays_for_closing_it(tmp_path: Path):
+    path = tmp_path / "w.sqlite"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("PRAGMA journal_mode=WAL")
+    other.execute("CREATE TABLE t (x)")
+    watcher = ChangeWatcher(path)
+    try:
+        seen = []
+        for value in (1, 2):
+            generation = watcher.generation
+            async with anyio.create_task_group() as tg:
+
+                async def wait(g: int = generation) -> None:
+                    with anyio.fail_after(5):
+                        while not await watcher.wait(g, 30):
+                            pass
+
+                tg.start_soon(wait)
+                await anyio.sleep(0.05)
+                other.execute("INSERT INTO t VALUES (?)", (value,))
+            while watcher._task is not None:  # the watch loop ends once nobody waits
+                await anyio.sleep(0.01)
+            seen.append(watcher._inotify_fd)
+        assert seen[0] is not None and seen[0] == seen[1]
+        assert Path(f"/proc/self/fd/{seen[0]}").exists()  # still open, just not read
+    finally:
+        watcher.close()
+        other.close()
+    assert watcher._inotify_fd is None
