@@ -236,6 +236,18 @@ async def test_a_hook_of_another_client_sees_nothing_but_cwd_fallback_finds_the_
             db_path, "claude-code", "stop", claude_stop(cwd=str(project)), via_other_client=True
         )
         assert "as 'reviewer'" in json.loads(done.stdout)["reason"]
+        # `hooks status` shows both live bindings, with the client's initialize info.
+        shown = subprocess.run(
+            [sys.executable, "-m", "agent_bus", "hooks", "status", "--json"],
+            capture_output=True, text=True, env=hook_env(db_path), check=True, timeout=60,
+        )  # fmt: skip
+        bindings = json.loads(shown.stdout)["bindings"]
+        assert {(b["agent_name"], b["cwd"]) for b in bindings} == {
+            ("reviewer", str(project)),
+            ("implementer", os.getcwd()),
+        }
+        assert {b["client_pid"] for b in bindings} == {os.getpid()}
+        assert all(b["client_name"] == "mcp" for b in bindings)
 
 
 async def test_agent_and_topic_overrides_pick_the_identity(db_path: Path) -> None:

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from agent_bus.cli._common import JsonOption, echo, emit_json, note
+from agent_bus.cli._common import DbOption, JsonOption, echo, emit_json, note, settings_for
 from agent_bus.errors import InvalidArgument
 from agent_bus.hooks import install as hooks
 
@@ -125,32 +125,35 @@ def uninstall(
     _show(hooks.uninstall(client, project_dir=project, user=user, dry_run=dry_run), as_json)
 
 
-def status(project: ProjectOption = None, as_json: JsonOption = False) -> None:
-    """Show which agent-bus hooks are installed, per client and settings file.
+def status(project: ProjectOption = None, db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Show which agent-bus hooks are installed, and the live session bindings hooks use.
 
     Examples:
 
         agent-bus hooks status
     """
     found = hooks.status(project)
+    live = hooks.live_bindings(settings_for(db).db)
+    installed = [
+        {"client": h.client, "scope": h.scope, "path": str(h.path), "event": h.client_event,
+         "command": h.command}
+        for h in found
+    ]  # fmt: skip
     if as_json:
-        emit_json(
-            [
-                {
-                    "client": h.client,
-                    "scope": h.scope,
-                    "path": str(h.path),
-                    "event": h.client_event,
-                    "command": h.command,
-                }
-                for h in found
-            ]  # fmt: skip
-        )
+        emit_json({"installed": installed, "bindings": live})
         return
     if not found:
         echo("no agent-bus hooks installed (agent-bus hooks install --client NAME)")
     for h in found:
         echo(f"{h.client:<12} {h.scope:<8} {h.client_event:<17} {h.command}  ({h.path})")
+    echo(f"live session bindings: {len(live)}")
+    for b in live:
+        who = f"{b['client_name'] or '?'} {b['client_version'] or ''}".strip()
+        session = f"  session {b['session_id']}" if b["session_id"] else ""
+        echo(
+            f"  {b['agent_name']} on {b['topic_id']}  client {who} pid {b['client_pid']}"
+            f"  cwd {b['cwd']}{session}"
+        )
 
 
 def hook(ctx: typer.Context) -> None:

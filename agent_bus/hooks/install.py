@@ -276,4 +276,26 @@ def status(project_dir: Path | None = None) -> list[InstalledHook]:
     return found
 
 
-__all__ = ["CLIENTS", "HOOK_FILES", "install", "status", "uninstall"]
+def live_bindings(db: Path) -> list[dict[str, Any]]:
+    """Session bindings whose client still runs (empty when there is no bus yet)."""
+    if not db.is_file():
+        return []
+    import sqlite3
+
+    from agent_bus.service.bindings import live_bindings as live
+
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return [
+            {"topic_id": b.topic_id, "agent_name": b.agent_name, "client_pid": b.client[0],
+             "client_name": b.client_name, "client_version": b.client_version, "cwd": b.cwd,
+             "session_id": b.session_id}
+            for b in live(conn)
+        ]  # fmt: skip
+    except sqlite3.Error:
+        return []
+    finally:
+        conn.close()
+
+
+__all__ = ["CLIENTS", "HOOK_FILES", "install", "live_bindings", "status", "uninstall"]
