@@ -171,10 +171,20 @@ def test_new_messages_are_queued_in_the_same_transaction_and_a_v7_bus_is_backfil
         assert bus.read(lambda c: store.job_counts(c, time.time()))["queued"] == 2
     finally:
         bus.close()
-    with sqlite3.connect(db_path) as conn:  # back to version 7, as an older agent-bus left it
-        conn.execute("DROP TRIGGER messages_enqueue_embedding")
-        conn.execute("DROP TABLE embedding_jobs")
-        conn.execute("DROP TABLE embedding_leases")
+    # Back to version 7, as an older agent-bus left it: everything later migrations made goes.
+    from agent_bus.store.schema import MIGRATIONS
+
+    with sqlite3.connect(":memory:") as v7:
+        MIGRATIONS[7](v7)
+        keep = {r[0] for r in v7.execute("SELECT name FROM sqlite_master")}
+    with sqlite3.connect(db_path) as conn:
+        later = conn.execute(
+            "SELECT type, name FROM sqlite_master WHERE type IN ('table', 'trigger') "
+            "AND name NOT LIKE 'sqlite_%'"
+        ).fetchall()
+        for kind, name in later:
+            if name not in keep:
+                conn.execute(f"DROP {kind.upper()} IF EXISTS {name}")
         conn.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
     bus = _bus(db_path)
     try:
