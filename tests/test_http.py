@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import anyio
@@ -312,3 +315,56 @@ async def test_shutdown_ends_a_waiting_sync_at_once(db_path) -> None:
             assert result["r"].structured_content["status"] == "timeout"
             code = await anyio.to_thread.run_sync(lambda: stop(srv.proc))
     assert code == 0
+
+
+def test_mcp_config_writes_each_clients_http_form_without_the_secret(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from agent_bus.cli import app
+
+    runner = CliRunner()
+    url, var = "https://bus.example.com/mcp", "AGENT_BUS_TOKEN"
+    expected = {
+        "claude-code": "${AGENT_BUS_TOKEN}",
+        "gemini": "${AGENT_BUS_TOKEN}",
+        "cursor": "${env:AGENT_BUS_TOKEN}",
+        "opencode": "{env:AGENT_BUS_TOKEN}",
+        "codex": 'bearer_token_env_var = "AGENT_BUS_TOKEN"',
+    }
+    for client, ref in expected.items():
+        out = runner.invoke(
+            app, ["mcp-config", "--client", client, "--url", url, "--token-env", var]
+        )
+        assert out.exit_code == 0, out.output
+        assert ref in out.stdout and url in out.stdout and "agb_" not in out.stdout
+    # A local entry is replaced as a whole: no stdio command is left next to the URL.
+    project = ["--write", "--project", str(tmp_path)]
+    assert runner.invoke(app, ["mcp-config", "--client", "claude-code", *project]).exit_code == 0
+    out = runner.invoke(
+        app, ["mcp-config", "--client", "claude-code", "--url", url, "--token-env", var, *project]
+    )
+    assert out.exit_code == 0, out.output
+    entry = json.loads((tmp_path / ".mcp.json").read_text())["mcpServers"]["agent-bus"]
+    assert entry == {"type": "http", "url": url, "headers": {"Authorization": f"Bearer ${{{var}}}"}}
+    for bad in (["--url", "ftp://x"], ["--url", url, "--token-env", "agb_tk00000000_x"]):
+        out = runner.invoke(app, ["mcp-config", "--client", "cursor", "--token-env", var, *bad])
+        assert out.exit_code == 1 and "INVALID_ARGUMENT" in out.output
+
+
+def test_doctor_checks_reachability_auth_and_a_round_trip(db_path) -> None:
+    _, token = make_token(db_path)
+    with http_server(db_path) as srv:
+        base = [sys.executable, "-m", "agent_bus", "doctor", "--url", srv.url, "--json"]
+        env = {k: v for k, v in os.environ.items() if k != "AGENT_BUS_TOKEN"}
+        missing = subprocess.run(base, env=env, capture_output=True, text=True, timeout=120)
+        assert missing.returncode == 1
+        assert [c["ok"] for c in json.loads(missing.stdout)["checks"]] == [True, False]
+        good = subprocess.run(
+            base, env={**env, "AGENT_BUS_TOKEN": token}, capture_output=True, text=True, timeout=120
+        )
+        assert good.returncode == 0, good.stdout + good.stderr
+        checks = json.loads(good.stdout)["checks"]
+        assert [c["name"] for c in checks] == ["reachability", "auth", "round trip"]
+        assert token not in good.stdout + good.stderr
+    down = subprocess.run(base, env=env, capture_output=True, text=True, timeout=120)
+    assert down.returncode == 1 and json.loads(down.stdout)["checks"][0]["ok"] is False

@@ -45,6 +45,7 @@ COMMAND_MODULES = (
     "server",
     "embeddings",
     "tokens",
+    "doctor",
 )
 
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}

@@ -173,6 +173,14 @@ def mcp_config(
             show_default=False,
         ),
     ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(help="A remote `agent-bus mcp --http` server, e.g. https://host:8766/mcp."),
+    ] = None,
+    token_env: Annotated[
+        str | None,
+        typer.Option(help="With --url: environment variable holding the token (not the token)."),
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Print (or --write) the MCP server configuration that registers agent-bus with a client.
@@ -185,8 +193,13 @@ def mcp_config(
         agent-bus mcp-config --client claude-code
 
         agent-bus mcp-config --client codex --write --user
+
+        agent-bus mcp-config --client cursor --url https://bus:8766/mcp --token-env AGENT_BUS_TOKEN
     """
     _scope(project, user)
+    if url is not None or token_env is not None:
+        _remote(client, url, token_env, write=write, project=project, user=user)
+        return
     chosen = db_override(db) is not None or bool(os.environ.get(installers.DB_ENV))
     db_path = settings_for(db).db if chosen else None
     resolved = installers.resolve_command(command)
@@ -211,6 +224,28 @@ def mcp_config(
         note(f"next: {result.next_step}")
     if client in HOOK_FILES:
         note(_HOOKS_HINT.format(client=client))
+
+
+def _remote(
+    client: str,
+    url: str | None,
+    token_env: str | None,
+    *,
+    write: bool,
+    project: Path | None,
+    user: bool,
+) -> None:
+    """The HTTP form: the client reads the token from ``token_env`` (never written down)."""
+    from agent_bus.installers import remote
+
+    if url is None or token_env is None:
+        raise InvalidArgument("--url and --token-env go together", field="url")
+    if not write:
+        typer.echo(remote.remote_config(client, url, token_env), nl=False)
+        note(f"set {token_env} to the token in the agent's environment (agent-bus tokens create)")
+        return
+    result = remote.write_remote_config(client, url, token_env, project_dir=project, user=user)
+    echo(f"{result.status}: {result.path}")
 
 
 def register(app: typer.Typer) -> None:
