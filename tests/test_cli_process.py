@@ -25,6 +25,13 @@ from conftest import call, spawn
 AGENT_BUS = str(Path(sys.executable).with_name("agent-bus"))
 
 
+def _ctrl_c_as_on_a_terminal() -> None:
+    """In the child: SIGINT back to its default. A test run started in the background by a
+    shell (`pytest &`, a CI step) inherits SIGINT *ignored*, and Python then never turns
+    Ctrl-C into KeyboardInterrupt: the watcher would wait forever for a signal it ignores."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _lines(proc: subprocess.Popen) -> queue.Queue:
     """Lines of the process's stdout, read by a thread (None at EOF)."""
     out: queue.Queue = queue.Queue()
@@ -73,6 +80,7 @@ async def test_watch_follow_prints_a_message_posted_by_an_mcp_server_and_exits_0
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=_ctrl_c_as_on_a_terminal,
         )
         try:
             lines = _lines(proc)
