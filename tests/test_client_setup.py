@@ -22,7 +22,9 @@ from agent_bus.installers import (
     MANIFEST,
     install_skills,
     list_skills,
+    remove_mcp_config,
     resolve_command,
+    uninstall_skills,
     write_mcp_config,
 )
 from agent_bus.installers.mcp_config import this_install
@@ -30,6 +32,7 @@ from agent_bus.installers.mcp_config import this_install
 runner = CliRunner()
 PACKS = sorted(s.name for s in list_skills())
 THIS = this_install()
+DB_FILE = "/srv/shared/agent_bus.sqlite"
 
 
 def cli(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
@@ -268,3 +271,71 @@ def test_a_duplicate_no_placement_can_avoid_is_reported(tmp_path: Path) -> None:
     assert [w.split(" sees ")[0] for w in report.warnings] == ["Cursor"]
     assert len(visible(tmp_path, "claude-code", "agent-bus-protocol")) == 1
     assert len(visible(tmp_path, "codex", "agent-bus-protocol")) == 1
+
+
+# --------------------------------------------------------------------------- uninstall
+
+
+@pytest.mark.parametrize("client", sorted(CLIENTS))
+def test_removing_the_config_entry_gives_back_the_file_as_it_was(
+    client: str, tmp_path: Path
+) -> None:
+    path = write_mcp_config(client, project_dir=tmp_path).path
+    assert remove_mcp_config(client, project_dir=tmp_path).status == "removed"
+    assert not path.exists()  # we created it: nothing of ours is left
+    assert remove_mcp_config(client, project_dir=tmp_path).status == "unchanged"
+
+    if client == "codex":
+        original = '# mine\nmodel = "o3"\n\n[mcp_servers.docs]\ncommand = "docs"  # keep\n'
+    else:
+        key = "mcp" if client == "opencode" else "mcpServers"
+        original = json.dumps({"theme": "dark", key: {"docs": {"command": "docs"}}}, indent=2)
+        original += "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(original, encoding="utf-8")
+    write_mcp_config(client, DB_FILE, project_dir=tmp_path)
+    assert path.read_text(encoding="utf-8") != original
+    code, out, err = cli("mcp-config", "--client", client, "--remove", "--project", str(tmp_path))
+    assert code == 0 and out.startswith("removed:"), err
+    assert path.read_text(encoding="utf-8") == original
+
+
+def test_uninstalling_skills_keeps_copies_other_clients_use(tmp_path: Path) -> None:
+    for client in ("codex", "gemini", "claude-code"):
+        install_skills(None, client, project_dir=tmp_path)
+    shared = tmp_path / ".agents/skills/agent-bus-protocol"
+    (tmp_path / ".claude/skills/agent-bus-protocol/NOTES.md").write_text("mine\n")
+
+    report = uninstall_skills(None, "gemini", project_dir=tmp_path)
+    assert {s.status for s in report.skills} == {"kept"}
+    assert (shared / "SKILL.md").is_file()
+    assert visible(tmp_path, "codex", "agent-bus-protocol") == [shared]
+
+    code, out, err = cli(
+        "skills", "uninstall", "--client", "codex", "--project", str(tmp_path), "--json"
+    )
+    assert code == 0, err
+    assert {s["status"] for s in json.loads(out)["skills"]} == {"removed"}
+    assert not (tmp_path / ".agents/skills").exists() or not any(
+        (tmp_path / ".agents/skills").iterdir()
+    )
+
+    uninstall_skills(None, "claude-code", project_dir=tmp_path)
+    left = tmp_path / ".claude/skills/agent-bus-protocol"
+    assert [p.name for p in left.iterdir()] == ["NOTES.md"]  # the user's own file stays
+    assert uninstall_skills(None, "claude-code", project_dir=tmp_path).skills[0].status == (
+        "absent"
+    )
+
+
+def test_an_edited_pack_is_not_uninstalled_without_force(tmp_path: Path) -> None:
+    install_skills(["agent-bus-reviewer"], "cursor", project_dir=tmp_path)
+    skill_md = tmp_path / ".agents/skills/agent-bus-reviewer/SKILL.md"
+    skill_md.write_text("edited\n", encoding="utf-8")
+    code, _, err = cli(
+        "skills", "uninstall", "agent-bus-reviewer", "--client", "cursor", "--project",
+        str(tmp_path),
+    )  # fmt: skip
+    assert code == 1 and "--force" in err and skill_md.read_text() == "edited\n"
+    report = uninstall_skills(["agent-bus-reviewer"], "cursor", project_dir=tmp_path, force=True)
+    assert report.skills[0].status == "removed" and not skill_md.exists()

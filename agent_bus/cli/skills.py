@@ -156,10 +156,64 @@ def install(
         )
 
 
+def uninstall(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="Skills to remove (default: all).", show_default=False),
+    ] = None,
+    client: ClientOption = ...,  # type: ignore[assignment]
+    project: ProjectOption = None,
+    user: UserOption = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Also remove packs you edited after installing them.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Remove the skill packs agent-bus installed for a coding agent.
+
+    A copy other clients still use stays (only this client is taken off its record); files
+    you added to a pack, and packs you edited (unless --force), are left alone.
+
+    Examples:
+
+        agent-bus skills uninstall --client gemini
+
+        agent-bus skills uninstall agent-bus-reviewer --client codex --user
+    """
+    _scope(project, user)
+    report = installers.uninstall_skills(
+        names or None, client, project_dir=project, user=user, force=force
+    )
+    if as_json:
+        emit_json(
+            {
+                "client": report.client,
+                "skills": [
+                    {"name": s.name, "path": str(s.path), "status": s.status, "files": s.files}
+                    for s in report.skills
+                ],
+            }
+        )
+    else:
+        for s in report.skills:
+            echo(f"{s.status:<11} {s.name}  ->  {s.path}")
+    if report.conflicts:
+        names_txt = ", ".join(s.name for s in report.conflicts)
+        raise InvalidArgument(
+            f"left alone because they were edited after install: {names_txt}; "
+            "pass --force to remove them",
+            field="force",
+        )
+
+
 def mcp_config(
     client: ClientOption = ...,  # type: ignore[assignment]
     write: Annotated[
         bool, typer.Option("--write", help="Add the entry to the client's config file.")
+    ] = False,
+    remove: Annotated[
+        bool,
+        typer.Option("--remove", help="Take the entry out of the client's config file instead."),
     ] = False,
     project: ProjectOption = None,
     user: UserOption = False,
@@ -195,8 +249,16 @@ def mcp_config(
         agent-bus mcp-config --client codex --write --user
 
         agent-bus mcp-config --client cursor --url https://bus:8766/mcp --token-env AGENT_BUS_TOKEN
+
+        agent-bus mcp-config --client gemini --remove
     """
     _scope(project, user)
+    if remove:
+        if write:
+            raise InvalidArgument("choose either --write or --remove, not both", field="remove")
+        removed = installers.remove_mcp_config(client, project_dir=project, user=user)
+        echo(f"{removed.status}: {removed.path}")
+        return
     if url is not None or token_env is not None:
         _remote(client, url, token_env, write=write, project=project, user=user)
         return
@@ -252,10 +314,12 @@ def register(app: typer.Typer) -> None:
     group = typer.Typer(
         no_args_is_help=True,
         context_settings={"help_option_names": ["-h", "--help"]},
-        help="Agent Skills packs that teach agents the bus workflows: list, show, install.",
+        help="Agent Skills packs that teach agents the bus workflows: list, show, install, "
+        "uninstall.",
     )
     group.command("list")(list_)
     group.command("show")(show)
     group.command("install")(install)
+    group.command("uninstall")(uninstall)
     app.add_typer(group, name="skills")
     app.command("mcp-config")(mcp_config)

@@ -9,11 +9,13 @@ Public API (the CLI's ``agent-bus skills …`` and ``agent-bus mcp-config …`` 
     list_skills() -> list[Skill]; get_skill(name) -> Skill
     skills_dir(client, *, project_dir=None, user=False) -> Path
     install_skills(names, client, project_dir=None, user=False, force=False) -> InstallReport
+    uninstall_skills(names, client, project_dir=None, user=False, force=False) -> InstallReport
     config_path(client, *, project_dir=None, user=False) -> Path
     resolve_command(command=None) -> ServerCommand
     mcp_config(client, db_path=None, *, command=...) -> str
     write_mcp_config(client, db_path=None, *, path=None, project_dir=None, user=False,
                      command=...) -> ConfigWriteResult
+    remove_mcp_config(client, *, path=None, project_dir=None, user=False) -> ConfigWriteResult
 Errors are coded ``BusError``s: INVALID_ARGUMENT (unknown client or pack, both scopes),
 CONFIG_MERGE_REFUSED, COMMAND_NOT_FOUND, INSTALL_FAILED.
 """
@@ -31,6 +33,7 @@ from agent_bus.installers.mcp_config import (
     ServerCommand,
     config_path,
     mcp_config,
+    remove_mcp_config,
     resolve_command,
     server_entry,
     write_mcp_config,
@@ -45,6 +48,7 @@ from agent_bus.installers.skills import (
     install_skills,
     list_skills,
     skills_dir,
+    uninstall_skills,
 )
 
 __all__ = [
@@ -70,8 +74,10 @@ __all__ = [
     "install_skills",
     "list_skills",
     "mcp_config",
+    "remove_mcp_config",
     "resolve_command",
     "server_entry",
     "skills_dir",
+    "uninstall_skills",
     "write_mcp_config",
 ]

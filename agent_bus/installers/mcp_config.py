@@ -39,11 +39,11 @@ class ServerCommand:
 
 @dataclass(frozen=True)
 class ConfigWriteResult:
-    """Where the entry went, whether the file was ``created``, ``updated`` or ``unchanged``,
-    and what the user must still do in the client (project scope), if anything."""
+    """Where the entry went, whether the file was ``created``, ``updated``, ``unchanged`` or
+    had the entry ``removed``, and what the user must still do in the client, if anything."""
 
     path: Path
-    status: Literal["created", "updated", "unchanged"]
+    status: Literal["created", "updated", "unchanged", "removed"]
     next_step: str | None = None
 
 
@@ -356,3 +356,69 @@ def _without_ours(data: dict[str, Any]) -> dict[str, Any]:
         if not servers:
             data.pop("mcp_servers")
     return data
+
+
+def remove_mcp_config(
+    client: str, *, path: Path | None = None, project_dir: Path | None = None, user: bool = False
+) -> ConfigWriteResult:
+    """Take the agent-bus entry out of ``client``'s config file, keeping everything else.
+
+    An empty server list left behind is dropped too, and a file left with nothing in it is
+    deleted, so an install followed by a removal gives back what was there before.
+
+    Raises:
+        InvalidArgument: unknown client, or both scopes given.
+        ConfigMergeRefused: the file is not plain JSON/TOML we can edit safely.
+        InstallFailed: the file cannot be read or written.
+    """
+    spec = get_client(client)
+    target = path if path is not None else config_path(client, project_dir=project_dir, user=user)
+    try:
+        if not target.exists():
+            return ConfigWriteResult(target, "unchanged")
+        original = target.read_text(encoding="utf-8")
+        if spec.config_format == "codex-toml":
+            left = _without_toml_entry(original, target)
+        else:
+            left = _without_json_entry(original, _servers_key(spec), target)
+        if left is None:
+            return ConfigWriteResult(target, "unchanged")
+        if left.strip() in ("", "{}"):
+            target.unlink()
+        else:
+            atomic_write(target, left.encode("utf-8"))
+    except OSError as exc:
+        raise InstallFailed(f"cannot write {target}: {exc.strerror or exc}") from None
+    return ConfigWriteResult(target, "removed")
+
+
+def _without_json_entry(original: str, key: str, path: Path) -> str | None:
+    try:
+        data = json.loads(original) if original.strip() else {}
+    except json.JSONDecodeError as exc:
+        raise ConfigMergeRefused(f"{path}: not plain JSON ({exc}); nothing was changed") from None
+    servers = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(servers, dict) or SERVER_NAME not in servers:
+        return None
+    del servers[SERVER_NAME]
+    if not servers:
+        del data[key]
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def _without_toml_entry(original: str, path: Path) -> str | None:
+    import tomlkit
+    from tomlkit.exceptions import TOMLKitError
+
+    try:
+        doc = tomlkit.parse(original)
+    except TOMLKitError as exc:
+        raise ConfigMergeRefused(f"{path}: not valid TOML ({exc}); nothing was changed") from None
+    servers = doc.get("mcp_servers")
+    if servers is None or SERVER_NAME not in servers:
+        return None
+    del servers[SERVER_NAME]
+    if not servers:
+        del doc["mcp_servers"]
+    # Our table came with a blank line before it; do not leave that at the end of the file.
+    return tomlkit.dumps(doc).rstrip("\n") + "\n"

@@ -89,7 +89,9 @@ def skills_dir(client: str, *, project_dir: Path | None = None, user: bool = Fal
     return place(get_client(client).skill_dirs(user)[0], project_dir, user)
 
 
-SkillStatus = Literal["installed", "updated", "unchanged", "modified", "overwritten"]
+SkillStatus = Literal[
+    "installed", "updated", "unchanged", "modified", "overwritten", "removed", "kept", "absent"
+]
 
 
 @dataclass
@@ -101,6 +103,8 @@ class SkillInstall:
     (``files`` lists the edited files; pass ``force`` to replace it); ``overwritten``: an
     edited copy was replaced because ``force`` was given. ``removed`` lists untouched copies in
     other folders that were dropped because every client reading them sees this one.
+    Uninstalling: ``removed`` (the copy is gone), ``kept`` (other clients still use it; this
+    one was taken off its record), ``absent`` (the client sees no copy of ours).
     """
 
     name: str
@@ -161,6 +165,67 @@ def install_skills(
         raise InstallFailed(f"cannot install skills: {exc}") from None
 
 
+def uninstall_skills(
+    names: Iterable[str] | None,
+    client: str,
+    project_dir: Path | None = None,
+    user: bool = False,
+    force: bool = False,
+) -> InstallReport:
+    """Remove the packs (all when ``names`` is empty or None) that agent-bus installed for
+    ``client``: a copy other clients still use only loses this client from its record.
+
+    Only files the manifest lists are deleted, and only while unedited (``force`` deletes
+    edited ones too); files a user added stay, and so does their folder.
+
+    Raises:
+        InvalidArgument: bad client, pack name or scope.
+        InstallFailed: a file cannot be removed.
+    """
+    spec = get_client(client)
+    reads = [place(d, project_dir, user) for d in spec.skill_dirs(user)]
+    wanted = list(names or [])
+    skills = [get_skill(n) for n in wanted] if wanted else list_skills()
+    results = []
+    try:
+        for skill in skills:
+            copies = [d / skill.name for d in reads if _read_manifest(d / skill.name)]
+            if not copies:
+                results.append(SkillInstall(skill.name, reads[0] / skill.name, "absent"))
+            for copy in copies:
+                results.append(_uninstall_one(skill.name, copy, spec.name, force))
+    except OSError as exc:
+        raise InstallFailed(f"cannot remove skills: {exc}") from None
+    return InstallReport(spec.name, reads[0], results)
+
+
+def _uninstall_one(name: str, copy: Path, client: str, force: bool) -> SkillInstall:
+    manifest = _read_manifest(copy)
+    others = (_read_clients(copy) or {client}) - {client}
+    if others:
+        _write_manifest(copy, manifest, others)
+        return SkillInstall(name, copy, "kept", sorted(others))
+    edited = [
+        rel for rel, digest in manifest.items() if sha256(read_bytes(copy / rel) or b"") != digest
+    ]
+    if edited and not force:
+        return SkillInstall(name, copy, "modified", edited)
+    _remove_copy(copy, manifest)
+    return SkillInstall(name, copy, "removed", sorted(manifest))
+
+
+def _remove_copy(copy: Path, manifest: dict[str, str]) -> None:
+    """Delete the manifest's files, the manifest, and the folders they leave empty."""
+    for rel in manifest:
+        (copy / rel).unlink(missing_ok=True)
+    (copy / MANIFEST).unlink(missing_ok=True)
+    for sub in sorted((p for p in copy.rglob("*") if p.is_dir()), reverse=True):
+        if not any(sub.iterdir()):
+            sub.rmdir()
+    if copy.is_dir() and not any(copy.iterdir()):
+        copy.rmdir()
+
+
 def _install_all(
     spec: ClientSpec,
     skills: list[Skill],
@@ -219,14 +284,7 @@ def _drop_redundant(
             continue
         if any(sha256(read_bytes(copy / rel) or b"") != digest for rel, digest in manifest.items()):
             continue  # someone edited it: theirs to remove
-        for rel in manifest:
-            (copy / rel).unlink(missing_ok=True)
-        (copy / MANIFEST).unlink(missing_ok=True)
-        for sub in sorted((p for p in copy.rglob("*") if p.is_dir()), reverse=True):
-            if not any(sub.iterdir()):
-                sub.rmdir()
-        if not any(copy.iterdir()):
-            copy.rmdir()
+        _remove_copy(copy, manifest)
         moved |= served
         removed.append(copy)
     return moved, removed
