@@ -30,6 +30,19 @@ from conftest import call, call_error, spawn
 pytestmark = pytest.mark.anyio
 
 
+def _waiting(db: Path, topic_id: str, agent: str) -> bool:
+    """A sync of ``agent`` has taken its first step (it writes the cursor), so it waits."""
+    with sqlite3.connect(db, timeout=30) as conn:
+        row = conn.execute(
+            "SELECT 1 FROM cursors WHERE topic_id = ? AND agent_name = ?", (topic_id, agent)
+        ).fetchone()
+    return row is not None
+
+
+async def _until_waiting(db: Path, topic_id: str, agent: str) -> None:
+    await anyio.to_thread.run_sync(lambda: wait_until(lambda: _waiting(db, topic_id, agent), 60))
+
+
 def make_token(db: Path, label: str = "t", **scope) -> tuple[str, str]:
     bus = Bus(load_settings(db=db))
     try:
@@ -185,7 +198,7 @@ async def test_two_http_agents_and_one_stdio_agent_converse_on_one_database(db_p
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(bob_waits)
-                await anyio.sleep(0.2)
+                await _until_waiting(db_path, topic, "bob")
                 await call(
                     carol,
                     "sync",
@@ -240,8 +253,8 @@ async def test_one_token_cannot_hold_more_long_polls_than_the_cap(db_path) -> No
             topic = (await call(s, "topic_create", name="polls"))["topic_id"]
             await call(s, "topic_join", agent_name="w", topic_id=topic)
             async with anyio.create_task_group() as tg:
-                tg.start_soon(lambda: call(s, "sync", topic_id=topic, wait_seconds=5))
-                await anyio.sleep(0.5)
+                tg.start_soon(lambda: call(s, "sync", topic_id=topic, wait_seconds=600))
+                await _until_waiting(db_path, topic, "w")  # the first one holds its slot
                 body = {
                     "jsonrpc": "2.0",
                     "id": 99,
@@ -252,6 +265,11 @@ async def test_one_token_cannot_hold_more_long_polls_than_the_cap(db_path) -> No
                     lambda: raw_post(srv.url, body, token=token)
                 )
                 assert second.status_code == 429 and second.headers["retry-after"] == "1"
+                poster = Bus(load_settings(db=db_path))  # a message ends the first wait
+                try:
+                    poster.post(topic, "poster", poster.check_outbox([{"content_markdown": "go"}]))
+                finally:
+                    poster.close()
             # A sync that does not wait is never capped.
             await call(s, "sync", topic_id=topic, wait_seconds=0)
 
@@ -310,7 +328,7 @@ async def test_shutdown_ends_a_waiting_sync_at_once(db_path) -> None:
             with anyio.fail_after(60):  # far below the 120 s the sync asked for
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(wait)
-                    await anyio.sleep(0.5)
+                    await _until_waiting(db_path, topic, "w")
                     srv.proc.send_signal(signal.SIGTERM)
             assert result["r"].structured_content["status"] == "timeout"
             code = await anyio.to_thread.run_sync(lambda: stop(srv.proc))
