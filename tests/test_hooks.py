@@ -423,3 +423,15 @@ async def test_wait_wakes_claude_with_exit_2_when_a_new_message_arrives(db_path:
                 if proc is not None and proc.poll() is None:
                     proc.kill()
                     proc.wait()
+
+
+async def test_counts_stop_past_100_and_say_so(db_path: Path) -> None:
+    async with spawn(db_path) as rev, spawn(db_path) as imp:
+        topic = await review_topic(rev, imp, "busy-topic")
+        for batch in range(3):
+            await post(imp, topic, *(f"note {batch}-{i}" for i in range(40)))
+        done = run_hook(db_path, "codex", "user-prompt-submit", {"prompt": "x"})
+        context = json.loads(done.stdout)["hookSpecificOutput"]["additionalContext"]
+        assert "100+ unread messages on topic 'busy-topic'" in context
+        assert "#120 implementer [message]: note 2-39" in context
+        assert "… and many more" in context

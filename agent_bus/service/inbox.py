@@ -86,8 +86,8 @@ def unread(
                 agent_name=agent_name,
                 status=status,
                 cursor=cursor,
-                unread=total,
-                capped=total >= q.UNREAD_CAP,
+                unread=min(total, q.UNREAD_CAP),
+                capped=total > q.UNREAD_CAP,
                 senders=dict(sorted(senders.items(), key=lambda kv: (-kv[1], kv[0]))),
                 items=items,
             )
@@ -100,14 +100,17 @@ def describe(box: TopicInbox) -> str:
     """One topic's digest as text an agent reads: count, senders, lines, what to call."""
     count = f"{box.unread}+" if box.capped else str(box.unread)
     noun = "message" if box.unread == 1 and not box.capped else "messages"
-    senders = ", ".join(f"{s} ({n})" if len(box.senders) > 1 else s for s, n in box.senders.items())
+    counted = len(box.senders) > 1 and not box.capped
+    senders = ", ".join(f"{s} ({n})" if counted else s for s, n in box.senders.items())
     lines = [
         f"{count} unread {noun} on topic {box.topic_name!r} for you as {box.agent_name!r}, "
         f"from {senders}:"
     ]
     for item in box.items:
         lines.append(f"  #{item.seq} {item.sender} [{item.message_type}]: {item.first_line}")
-    if box.unread > len(box.items):
+    if box.capped:
+        lines.append("  … and many more")
+    elif box.unread > len(box.items):
         lines.append(f"  … and {box.unread - len(box.items)} more")
     lines.append(
         f'Call sync(topic_id="{box.topic_id}", agent_name="{box.agent_name}", wait_seconds=0) '
