@@ -63,7 +63,9 @@ def resolve_command(command: str | None = None) -> ServerCommand:
         if os.sep in command or command.startswith("~"):
             path = Path(command).expanduser().absolute()
             if not (path.is_file() and os.access(path, os.X_OK)):
-                raise CommandNotFound(f"--command {command}: no executable file there")
+                raise CommandNotFound(
+                    f"--command {command}: no executable file there", field="command"
+                )
             return ServerCommand((str(path),))
         if shutil.which(command) is None:
             raise CommandNotFound(
