@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -306,3 +307,22 @@ async def test_web_names_several_closed_topics_topic_ambiguous(web, db_path):
         assert all(i in error["message"] for i in ids), error
     page = await web.client.get("/-/agent-bus/agent_bus/topics/twin")
     assert all(i in page.text for i in ids)
+
+
+@pytest.mark.anyio
+async def test_web_post_hitting_a_storage_failure_is_internal_error(web, db_path, topic_id):
+    root = f"/-/agent-bus/agent_bus/topics/{topic_id}"
+    page = await web.client.get(root)
+    token = re.search(r'name="csrftoken" value="([^"]+)"', page.text)
+    assert token, "the thread page has a write form"
+    cookies = {"ds_csrftoken": page.cookies.get("ds_csrftoken")}
+    add_fault_trigger(db_path)
+    form = {"csrftoken": token.group(1), "sender": "alice", "content_markdown": "FAULT here"}
+    response = await web.client.post(f"{root}/post.json", data=form, cookies=cookies)
+    assert response.status_code == 500
+    error = response.json()["error"]  # our envelope, not a framework's traceback page
+    assert error["code"] == "INTERNAL_ERROR" and "storage refused the row" in error["message"]
+    assert bodies(db_path) == ["kept"]
+    page = await web.client.post(f"{root}/post", data=form, cookies=cookies)
+    assert page.status_code == 500 and "INTERNAL_ERROR" in page.text
+    assert "Traceback" not in page.text and bodies(db_path) == ["kept"]

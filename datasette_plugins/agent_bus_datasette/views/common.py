@@ -4,14 +4,16 @@ one place a `BusError` becomes an HTTP response (HTML or JSON alike)."""
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 from urllib.parse import urlsplit
 
-from datasette.utils.asgi import Response
+from datasette.utils.asgi import Base400, Response
 
 from agent_bus.errors import (
     BusError,
     Forbidden,
+    InternalError,
     InvalidArgument,
     SchemaMismatch,
     TopicAmbiguous,
@@ -21,6 +23,8 @@ from agent_bus.errors import (
 from agent_bus.models import ErrorInfo, Output, Topic
 
 from ..state import BusDatabase, find, state
+
+logger = logging.getLogger(__name__)
 
 NO_DB = "No agent-bus database by that name is attached."
 
@@ -184,7 +188,8 @@ async def resolve_topic(bus: Any, ref: str) -> Topic:
 
 
 def route(view: Any) -> Any:
-    """Wrap a view so every `BusError` it raises becomes `error_response` (one edge)."""
+    """Wrap a view so every `BusError` it raises becomes `error_response` (one edge), and
+    any other exception an ``INTERNAL_ERROR`` (a 500 with the same envelope)."""
 
     async def handler(datasette: Any, request: Any) -> Response:
         try:
@@ -195,6 +200,14 @@ def route(view: Any) -> Any:
                 db = await find(datasette, request.url_vars.get("database", ""))
             return await error_response(
                 datasette, request, exc, as_json=view_wants_json(view, request), db=db
+            )
+        except Base400:
+            raise  # Datasette's own 4xx: its page, its status
+        except Exception as exc:  # the edge: a bug or storage failure keeps its code too
+            logger.exception("agent-bus web: %s failed", request.path)
+            internal = InternalError(f"{type(exc).__name__}: {exc}")
+            return await error_response(
+                datasette, request, internal, as_json=view_wants_json(view, request)
             )
 
     handler.__name__ = getattr(view, "__name__", "view")
