@@ -37,24 +37,24 @@ HOOK_WAIT_SECONDS_ENV = "AGENT_BUS_HOOK_WAIT_SECONDS"
 Event = namedtuple("Event", "name client_event kind matcher", defaults=(None,))
 
 
+# No matchers: every session source (startup, resume, clear, compact) should hear the bus,
+# and Gemini CLI compares lifecycle matchers as exact strings, so "startup|resume|clear"
+# never matched there (seen with Gemini CLI 0.61: the hook did not run).
 _CLAUDE_LIKE = {
-    "session-start": Event(
-        "session-start", "SessionStart", CONTEXT, "startup|resume|clear|compact"
-    ),
+    "session-start": Event("session-start", "SessionStart", CONTEXT),
     "user-prompt-submit": Event("user-prompt-submit", "UserPromptSubmit", CONTEXT),
     "stop": Event("stop", "Stop", STOP),
 }
 
 CLIENTS: dict[str, dict[str, Event]] = {
     "claude-code": {**_CLAUDE_LIKE, "wait": Event("wait", "Stop", WAIT)},
-    "codex": dict(_CLAUDE_LIKE, **{"session-start": Event(
-        "session-start", "SessionStart", CONTEXT, "startup|resume|clear|compact")}),
+    "codex": dict(_CLAUDE_LIKE),
     "gemini": {
-        "session-start": Event("session-start", "SessionStart", CONTEXT, "startup|resume|clear"),
+        "session-start": Event("session-start", "SessionStart", CONTEXT),
         "before-agent": Event("before-agent", "BeforeAgent", CONTEXT),
         "after-agent": Event("after-agent", "AfterAgent", STOP),
     },
-}  # fmt: skip
+}
 
 DEFAULT_EVENTS: dict[str, tuple[str, ...]] = {
     "claude-code": ("session-start", "user-prompt-submit", "stop"),
