@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -154,3 +156,30 @@ def test_mcp_config_and_skills_install_mention_hooks_install(tmp_path: Path) -> 
     args = ["skills", "install", "--client", "claude-code", "--project", str(tmp_path)]
     result = runner.invoke(app, args)
     assert "agent-bus hooks install --client claude-code" in result.output
+
+
+def test_a_chosen_database_is_pinned_in_the_command_and_the_shell_runs_it(tmp_path: Path) -> None:
+    from agent_bus.bus import Bus
+    from agent_bus.settings import load_settings
+
+    db = tmp_path / "my bus" / "team.sqlite"  # a space: the command must quote it
+    bus = Bus(load_settings(db=db))
+    try:
+        topic, _ = bus.topic_create("pinned")
+        bus.topic_join("reviewer", topic_id=topic.topic_id)
+        bus.topic_join("implementer", topic_id=topic.topic_id)
+    finally:
+        bus.close()
+    invoke("send", "pinned", "--as", "implementer", "over here", "--db", str(db))
+    invoke("hooks", "install", "--client", "codex", "--project", str(tmp_path), "--db", str(db))
+    data = json.loads((tmp_path / ".codex/hooks.json").read_text())
+    [handler] = ours(data, "Stop")
+    assert handler["command"].startswith(f"AGENT_BUS_DB='{db}' ")
+    # Codex runs the command through a shell, in an environment without AGENT_BUS_DB.
+    done = subprocess.run(
+        ["sh", "-c", handler["command"] + " --agent reviewer"],
+        input=json.dumps({"session_id": "s", "stop_hook_active": False}),
+        capture_output=True, text=True, timeout=60, check=False,
+        env={k: v for k, v in os.environ.items() if k != "AGENT_BUS_DB"},
+    )  # fmt: skip
+    assert json.loads(done.stdout)["decision"] == "block", done.stderr

@@ -7,12 +7,21 @@ serves ``agent-bus hook --help``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from agent_bus.cli._common import DbOption, JsonOption, echo, emit_json, note, settings_for
+from agent_bus.cli._common import (
+    DbOption,
+    JsonOption,
+    db_override,
+    echo,
+    emit_json,
+    note,
+    settings_for,
+)
 from agent_bus.errors import InvalidArgument
 from agent_bus.hooks import install as hooks
 
@@ -85,11 +94,13 @@ def install(
             show_default=False,
         ),
     ] = None,
+    db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Add agent-bus hooks to a client's settings, so its agent hears peers between turns.
 
-    Keeps every other key and hook; running it again changes nothing.
+    Keeps every other key and hook; running it again changes nothing. AGENT_BUS_DB goes into
+    the command only when you chose a database (--db or AGENT_BUS_DB), as with mcp-config.
 
     Examples:
 
@@ -100,8 +111,15 @@ def install(
         agent-bus hooks install --client claude-code --events session-start,stop,wait
     """
     _scope(project, user)
+    chosen = db_override(db) is not None or bool(os.environ.get("AGENT_BUS_DB"))
     result = hooks.install(
-        client, project_dir=project, user=user, events=events, dry_run=dry_run, command=command
+        client,
+        project_dir=project,
+        user=user,
+        events=events,
+        dry_run=dry_run,
+        command=command,
+        db=settings_for(db).db if chosen else None,
     )
     _show(result, as_json)
     if result.status in ("created", "updated") and not user:

@@ -78,8 +78,13 @@ def is_ours(handler: Any, client: str | None = None) -> bool:
     return match is not None and (client is None or match.group("client") == client)
 
 
-def handler_for(client: str, event: Event, command: tuple[str, ...]) -> dict[str, Any]:
+def handler_for(
+    client: str, event: Event, command: tuple[str, ...], db: Path | None = None
+) -> dict[str, Any]:
+    """One handler; with ``db`` the command sets AGENT_BUS_DB itself (clients run it in a shell)."""
     line = shlex.join([*command, "hook", client, event.name])
+    if db is not None:
+        line = f"AGENT_BUS_DB={shlex.quote(str(db))} {line}"
     seconds = WAIT_TIMEOUT_SECONDS if event.kind == WAIT else HOOK_TIMEOUT_SECONDS
     if HOOK_FILES[client][2] == "ms":
         return {"name": f"agent-bus-{event.name}", "type": "command", "command": line,
@@ -152,8 +157,13 @@ def install(
     events: str | None = None,
     dry_run: bool = False,
     command: str | None = None,
+    db: Path | None = None,
 ) -> HookFileResult:
     """Add (or refresh) our hook entries for ``events`` in the client's settings file.
+
+    ``db`` pins the bus file in the command (when the servers use a chosen one, as
+    ``mcp-config --db`` pins it in their entry); otherwise the hook uses the client's
+    environment or the default, like the server.
 
     Raises:
         InvalidArgument: unknown client or event, or both scopes given.
@@ -166,7 +176,7 @@ def install(
     hooks = data.setdefault("hooks", {})
     changes = []
     for event in wanted:
-        desired = _group(event, handler_for(client, event, resolved.argv))
+        desired = _group(event, handler_for(client, event, resolved.argv, db))
         groups = hooks.get(event.client_event)
         groups = list(groups) if isinstance(groups, list) else []
         mine = [g for g in groups if g == desired]
