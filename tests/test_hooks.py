@@ -435,3 +435,28 @@ async def test_counts_stop_past_100_and_say_so(db_path: Path) -> None:
         assert "100+ unread messages on topic 'busy-topic'" in context
         assert "#120 implementer [message]: note 2-39" in context
         assert "… and many more" in context
+
+
+async def test_agents_over_http_bind_no_client_session(db_path: Path) -> None:
+    from http_server import http_server, http_session
+
+    from agent_bus.bus import Bus
+    from agent_bus.service import access
+    from agent_bus.settings import load_settings
+
+    bus = Bus(load_settings(db=db_path))
+    try:
+        bus.ensure_ready()
+        _, token = access.create(bus, "remote")
+    finally:
+        bus.close()
+    async with spawn(db_path) as local:
+        topic = (await call(local, "topic_create", name="remote-topic"))["topic_id"]
+        await call(local, "topic_join", agent_name="local-agent", topic_id=topic)
+    with http_server(db_path) as srv:
+        async with http_session(srv.url, token) as remote:
+            await call(remote, "topic_join", agent_name="remote-agent", topic_id=topic)
+            await call(remote, "sync", topic_id=topic, wait_seconds=0)
+    with sqlite3.connect(db_path) as conn:
+        names = [r[0] for r in conn.execute("SELECT agent_name FROM session_bindings")]
+    assert names == ["local-agent"]

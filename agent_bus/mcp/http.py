@@ -213,6 +213,8 @@ def serve_http(settings: BusSettings, opts: HttpOptions) -> int:
     base_url = f"{scheme}://{shown}:{port}"
     extra = server_auth(bus, base_url) if require_tokens else {}
     server = build_server(settings, bus, **extra)
+    # Agents over HTTP are nobody's child processes here: their joins bind no client session.
+    server.identities.bindings.disable()  # type: ignore[attr-defined]
     app = build_app(server, settings, opts, require_tokens=require_tokens)
     config = uvicorn.Config(
         app,

@@ -84,9 +84,14 @@ class BindingRecorder:
         self._recorded: set[tuple[str, str]] = set()
         self._swept = False
         self._base: dict[str, Any] | None = None
+        self._disabled = False
 
     def needs(self, topic_id: str, agent_name: str) -> bool:
-        return (topic_id, agent_name) not in self._recorded
+        return not self._disabled and (topic_id, agent_name) not in self._recorded
+
+    def disable(self) -> None:
+        """Record nothing (the HTTP door: its agents are not children of our parent)."""
+        self._disabled = True
 
     def _process_facts(self) -> dict[str, Any]:
         if self._base is None:
@@ -122,7 +127,7 @@ class BindingRecorder:
         The first recording also sweeps bindings of clients that have exited.
         """
         key = (topic_id, agent_name)
-        if key in self._recorded:
+        if not self.needs(topic_id, agent_name):
             return False
         row = dict(self._process_facts())
         row.update(
