@@ -350,3 +350,45 @@ def test_the_shipped_weights_record_their_upstream_source_and_a_vector_ignores_i
     assert float(np.dot(alone, padded_with_others)) > 0.9999
     similar, unrelated = model.embed(["the bill is a penny too high", "lunch with basil"])
     assert float(np.dot(alone, similar)) > float(np.dot(alone, unrelated)) + 0.2
+
+
+def test_upgrading_to_v11_drops_the_bundled_models_old_vectors_and_queues_them_again(db_path):
+    """Vectors of the old weights/text recipe would share no space with new queries."""
+    from llm.embeddings_migrations import embeddings_migrations
+    from sqlite_utils import Database
+
+    bus = _bus(db_path)
+    try:
+        _post(bus, "one", "two")
+        conn = bus.conn()
+        embeddings_migrations.apply(Database(conn))  # llm's own tables, as llm makes them
+        for name in (collection_name(DEFAULT_MODEL_ID), collection_name("someone-elses")):
+            cid = conn.execute(
+                "INSERT INTO collections(name, model) VALUES (?, 'm') RETURNING id", (name,)
+            ).fetchone()[0]
+            for mid in bus.read(
+                lambda c: [r[0] for r in c.execute("SELECT message_id FROM messages")]
+            ):
+                conn.execute(
+                    "INSERT INTO embeddings(collection_id, id, embedding) VALUES (?, ?, x'00')",
+                    (cid, mid),
+                )
+    finally:
+        bus.close()
+    with sqlite3.connect(db_path) as conn:  # as version 10 left it
+        conn.execute("UPDATE meta SET value = '10' WHERE key = 'schema_version'")
+    bus = _bus(db_path)
+    try:
+        left = dict(
+            bus.read(
+                lambda c: c.execute(
+                    "SELECT c.name, COUNT(e.id) FROM collections c "
+                    "LEFT JOIN embeddings e ON e.collection_id = c.id GROUP BY c.name"
+                ).fetchall()
+            )
+        )
+        assert left == {collection_name(DEFAULT_MODEL_ID): 0, collection_name("someone-elses"): 2}
+        default = bus.read(lambda c: store.collection_id(c, collection_name(DEFAULT_MODEL_ID)))
+        assert bus.read(lambda c: store.missing_count(c, default)) == 2  # embedded again
+    finally:
+        bus.close()

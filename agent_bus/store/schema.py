@@ -19,7 +19,7 @@ from agent_bus.errors import SchemaMismatch
 from agent_bus.store.connection import write_transaction
 from agent_bus.store.legacy import REFERENCE_VERSION, is_reference_database, upgrade_reference
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 APP_ID = "agent-bus"
 
 # unicode61 splits snake_case, dotted and slashed identifiers into parts that
@@ -209,12 +209,32 @@ _M10_STATEMENTS = (
 )
 
 
+def _m11_stale_default_vectors(db: sqlite3.Connection) -> None:
+    """Drop the bundled model's vectors made before its own export and the context line.
+
+    From this version the bundled model (``agent-bus-minilm``) is our own export of
+    all-MiniLM-L6-v2 and embeds each message with a context line, so its older vectors
+    no longer share a space with new query vectors. Without them the messages count as
+    missing, and the indexing service embeds them again in the background (it enqueues
+    what its collection lacks); meanwhile hybrid search ranks them by full text.
+    Collections of other models are left alone.
+    """
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not {"collections", "embeddings"} <= tables:
+        return
+    db.execute(
+        "DELETE FROM embeddings WHERE collection_id IN "
+        "(SELECT id FROM collections WHERE name = 'agent-bus-messages-agent-bus-minilm')"
+    )
+
+
 # version reached -> function taking the previous version there
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     7: _m7_initial,
     8: _m8_embedding_jobs,
     9: _m9_access_tokens,
     10: _m10_session_bindings,
+    11: _m11_stale_default_vectors,
 }
 
 
