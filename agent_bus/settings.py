@@ -71,6 +71,13 @@ class BusSettings(BaseSettings):
             "sent a progressToken (clients that reset their timeout on progress keep the call)."
         ),
     )
+    claude_channels: bool = Field(
+        default=False,
+        description=(
+            "Experimental: declare Claude Code's claude/channel capability and push a channel "
+            "notification for each message arriving on a topic a session of this server joined."
+        ),
+    )
     presence_touch_seconds: int = Field(
         default=30,
         ge=1,

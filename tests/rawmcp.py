@@ -27,7 +27,8 @@ class RawServer:
             env=full,
         )
         self._next_id = 0
-        self.request(
+        self.notifications: list[dict[str, Any]] = []
+        self.init = self.request(
             "initialize",
             {
                 "protocolVersion": LATEST_PROTOCOL_VERSION,
@@ -60,6 +61,19 @@ class RawServer:
             msg = json.loads(line)
             if "id" in msg:
                 return msg
+            self.notifications.append(msg)
+
+    def next_notification(self, method: str) -> dict[str, Any]:
+        """The first notification named ``method`` (reading on until it comes)."""
+        assert self.proc.stdout is not None
+        while True:
+            for i, msg in enumerate(self.notifications):
+                if msg.get("method") == method:
+                    return self.notifications.pop(i)
+            line = self.proc.stdout.readline()
+            if not line:
+                raise EOFError("server closed stdout")
+            self.notifications.append(json.loads(line))
 
     def request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         rid = self.send(method, params)

@@ -6,6 +6,7 @@ topic_join again (with their reclaim_token) after one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from agent_bus.errors import AgentNotJoined
@@ -19,11 +20,23 @@ class Identities:
         self._names: dict[tuple[int, str], dict[str, str]] = {}
         # Which client session this process serves, for `agent-bus hook` (session bindings).
         self.bindings = BindingRecorder()
+        self.sessions: dict[int, Any] = {}  # connection key -> a session to notify it through
+        self.on_join: list[Callable[[], None]] = []
 
-    def remember(self, session: int, topic_id: str, agent_name: str, token: str) -> None:
+    def remember(
+        self, session: int, topic_id: str, agent_name: str, token: str, notify: Any = None
+    ) -> None:
         names = self._names.setdefault((session, topic_id), {})
         names.pop(agent_name, None)
         names[agent_name] = token  # last joined is the default identity
+        if notify is not None:
+            self.sessions[session] = notify
+        for callback in self.on_join:
+            callback()
+
+    def joined(self, topic_id: str) -> list[tuple[int, set[str]]]:
+        """Each connection joined to ``topic_id`` with the names it joined as."""
+        return [(s, set(names)) for (s, t), names in self._names.items() if t == topic_id and names]
 
     def token(self, session: int, topic_id: str, agent_name: str) -> str | None:
         return self._names.get((session, topic_id), {}).get(agent_name)

@@ -26,6 +26,8 @@ from agent_bus.errors import BusError
 from agent_bus.mcp.identities import Identities
 from agent_bus.mcp.indexing import background_indexing
 from agent_bus.mcp.protocol import ProtocolErrors
+from agent_bus.mcp.push import Push
+from agent_bus.mcp.resources import list_topic_resources, register_resources
 from agent_bus.mcp.results import error_result, tool_failure
 from agent_bus.mcp.scoping import caller_scope, guard_call
 from agent_bus.mcp.sync_tool import register_sync
@@ -63,6 +65,10 @@ class AgentBusServer(MCPServer):
                 read_stream, write_stream, self._lowlevel_server.create_initialization_options()
             )
 
+    async def list_resources(self) -> list[Any]:
+        """The static resources plus one per open topic (`resources.list_topic_resources`)."""
+        return [*await super().list_resources(), *await list_topic_resources(self.bus)]  # type: ignore[attr-defined]
+
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         scope = caller_scope()
         if scope.restricted:  # an HTTP caller whose token has a scope
@@ -82,23 +88,29 @@ def build_server(settings: BusSettings, bus: Bus | None = None, **options: Any) 
     ``options`` go to `MCPServer` (the HTTP door passes its token verifier and auth).
 
     ``server.bus`` is the `Bus` it serves (the caller closes it);
-    ``server.identities`` the names its connections joined.
+    ``server.identities`` the names its connections joined; ``server.push`` the pump
+    behind resource subscriptions and channel notifications.
     """
     bus = bus or Bus(settings)
     ids = Identities()
+    push = Push(bus, ids, channels=settings.claude_channels)
     server = AgentBusServer(
         name="agent-bus",
         instructions=INSTRUCTIONS,
         version=__version__,
         lifespan=background_indexing(bus, settings),
         middleware=[ProtocolErrors()],
+        subscriptions=push.listen,
         **options,
     )
     register_tools(server, bus, settings, ids)
     register_sync(server, bus, settings, ids)
     _register_prompts(server)
+    register_resources(server, bus)
+    push.install(server)
     server.bus = bus  # type: ignore[attr-defined]
     server.identities = ids  # type: ignore[attr-defined]
+    server.push = push  # type: ignore[attr-defined]
     return server
 
 

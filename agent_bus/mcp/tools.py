@@ -190,7 +190,13 @@ def register_tools(server: MCPServer, bus: Bus, settings: BusSettings, ids: Iden
             allow_closed=allow_closed,
             reclaim_token=reclaim_token,
         )
-        ids.remember(session, joined.topic.topic_id, joined.agent_name, joined.reclaim_token)
+        ids.remember(
+            session,
+            joined.topic.topic_id,
+            joined.agent_name,
+            joined.reclaim_token,
+            notify=getattr(ctx, "session", None),
+        )
         await session_binding.record(
             bus, ids.bindings, ctx, joined.topic.topic_id, joined.agent_name
         )
