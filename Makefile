@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 EXTRAS := dev,semantic
 
-.PHONY: run test test-deps install install-dev chromium bench bench-quick lint format web clean
+.PHONY: run test test-deps install install-dev node chromium bench bench-quick lint format web clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,19 +32,27 @@ test: install-dev chromium test-deps
 
 # The TypeScript MCP SDK client test: pinned npm packages (tests/ts/package-lock.json) in a
 # project-local node_modules. Needs Node 20+ and npm.
-test-deps: tests/ts/node_modules/.installed tests/clients/node_modules/.installed
+test-deps: node tests/ts/node_modules/.installed tests/clients/node_modules/.installed
 tests/ts/node_modules/.installed: tests/ts/package.json tests/ts/package-lock.json
-	@command -v npm >/dev/null || { echo "make test needs Node.js 20+ and npm" >&2; exit 1; }
 	cd tests/ts && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 # Claude Code, Gemini CLI and OpenCode, pinned: their own `mcp list` checks a config we wrote.
 tests/clients/node_modules/.installed: tests/clients/package.json tests/clients/package-lock.json
-	@command -v npm >/dev/null || { echo "make test needs Node.js 20+ and npm" >&2; exit 1; }
 	# npm install, not ci: npm leaves opencode's other-platform binaries out of the lock file
 	# and then refuses `ci`; the versions are pinned in package.json and the lock file.
 	cd tests/clients && npm install --no-audit --no-fund --loglevel=error
 	touch $@
+
+# Node.js and npm for the client tests: Debian's packages when running as root, as for Chromium.
+node:
+	@if command -v npm >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; \
+	else \
+		echo "make test needs Node.js 20+ and npm: sudo apt-get install nodejs npm, then make test" >&2; \
+		exit 1; \
+	fi
 
 # The browser tests drive the system's Chromium ($CHROMIUM, /usr/bin/chromium or `chromium` on
 # PATH, as tests/test_web_browser.py looks for it); never a browser a tool downloads itself.
