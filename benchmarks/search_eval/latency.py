@@ -100,6 +100,23 @@ def percentiles(values: list[float]) -> dict[str, float]:
     }
 
 
+def vector_count(bus: Bus) -> int:
+    """Vectors in the bundled model's collection (0 when it has none)."""
+    from agent_bus.embeddings import collection_name
+
+    return bus.read(
+        lambda c: (
+            c.execute(
+                "SELECT COUNT(*) FROM embeddings e JOIN collections k ON k.id = e.collection_id "
+                "WHERE k.name = ?",
+                (collection_name(DEFAULT_MODEL_ID),),
+            ).fetchone()[0]
+            if c.execute("SELECT 1 FROM sqlite_master WHERE name = 'embeddings'").fetchone()
+            else 0
+        )
+    )
+
+
 def rss_mib(pid: int) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -130,6 +147,14 @@ def main() -> None:
     out: dict[str, object] = {"messages": args.messages, "db": str(db), "without": args.without}
     fresh = not db.exists()
     bus = Bus(load_settings(db=db, embeddings_autoindex=False))
+    if not fresh and vector_count(bus) < args.messages:
+        # A cache seeded before a schema upgrade that dropped the bundled model's vectors
+        # (schema 11): seed it again rather than time a half-empty index.
+        bus.close()
+        for leftover in db.parent.glob(db.name + "*"):
+            leftover.unlink()
+        fresh = True
+        bus = Bus(load_settings(db=db, embeddings_autoindex=False))
     if fresh:
         out["seed_s"] = round(seed(bus, args.messages, random.Random(42)), 1)
     started = time.perf_counter()
