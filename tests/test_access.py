@@ -134,3 +134,27 @@ def test_tokens_cli_creates_lists_and_revokes_without_showing_secrets(db_path: P
     assert json.loads(listed.stdout)["tokens"][0]["status"] == "revoked"
     bad = runner.invoke(app, ["tokens", "create", "x", "--expires", "soon", *db])
     assert bad.exit_code == 1 and "INVALID_ARGUMENT" in bad.output
+
+
+@pytest.mark.anyio
+async def test_the_web_ui_never_shows_access_token_hashes(bus: Bus, db_path: Path) -> None:
+    from agent_bus.settings import BusSettings
+    from agent_bus.web import build_datasette, load_plugin
+
+    load_plugin()
+    from agent_bus_datasette.state import close as close_plugin
+
+    access.create(bus, "web")
+    ds = build_datasette(BusSettings(db=db_path))
+    await ds.invoke_startup()
+    try:
+        name = db_path.stem
+        for sql in ("select * from access_tokens", "select secret_hash as h from access_tokens"):
+            got = (
+                await ds.client.get(f"/{name}.json", params={"sql": sql, "_shape": "array"})
+            ).json()
+            assert isinstance(got, list) and len(got) == 1, got
+            assert got[0].get("secret_hash", got[0].get("h")) is None
+            assert got[0].get("label", "web") == "web"
+    finally:
+        close_plugin(ds)
