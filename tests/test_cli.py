@@ -183,6 +183,36 @@ def test_search_prints_highlighted_snippets_and_json_results(bus, db_path) -> No
     assert [r["seq"] for r in data["results"]] == [2]
 
 
+def test_search_filters_by_sender_type_and_time_on_the_command_line(bus, db_path) -> None:
+    topic, _ = bus.topic_create("filters")
+    old = post(
+        bus, topic.topic_id, "alice", "rollback plan: revert the migration", message_type="decision"
+    )
+    post(bus, topic.topic_id, "bob", "rollback plan looks risky", message_type="question")
+    new = post(
+        bus,
+        topic.topic_id,
+        "alice",
+        "rollback plan v2: feature flag first",
+        message_type="decision",
+    )
+    with sqlite3.connect(db_path) as conn:  # the first decision is ten days old
+        conn.execute(
+            "UPDATE messages SET created_at = created_at - 10 * 86400 WHERE message_id = ?", (old,)
+        )
+
+    def ids(*args: str) -> list[str]:
+        data = json.loads(ok(db_path, "search", "rollback plan", "--mode", "fts", *args, "--json"))
+        return sorted(r["message_id"] for r in data["results"])
+
+    assert ids("--sender", "alice") == sorted([old, new])
+    assert ids("--type", "decision", "--since", "2d") == [new]
+    assert ids("-s", "alice", "--until", "1w") == [old]
+    assert ids("--sender", "nobody") == []
+    fails(db_path, "search", "x", "--since", "last tuesday", code="INVALID_ARGUMENT")
+    fails(db_path, "search", "--like", new, "--sender", "bob", code="INVALID_ARGUMENT")
+
+
 def test_search_like_lists_the_messages_nearest_in_meaning_never_itself(bus, db_path) -> None:
     from agent_bus.embeddings import missing_default_modules
 

@@ -366,6 +366,8 @@ async def test_messages_search_filters_by_sender_type_and_time_on_both_sides(db_
         assert len(await senders(created_after=stamps[0])) == 2
         assert len(await senders(created_before="2000-01-01")) == 0
         assert len(await senders(created_after="2000-01-01T00:00:00Z")) == 3
+        assert len(await senders(created_after="1h")) == 3  # a duration before now
+        assert len(await senders(created_before="90m")) == 0
         bad = await client.call_tool(
             "messages_search", {"query": "retry", "created_after": "last tuesday"}
         )

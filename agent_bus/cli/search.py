@@ -58,6 +58,34 @@ def search(
             show_default=False,
         ),
     ] = None,
+    sender: Annotated[
+        str | None,
+        typer.Option("--sender", "-s", help="Only messages from this sender.", show_default=False),
+    ] = None,
+    message_type: Annotated[
+        str | None,
+        typer.Option(
+            "--type", help="Only messages of this type (decision, question, …).", show_default=False
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="WHEN",
+            help="Only messages created after WHEN: 2d, 90m, 2026-12-01, ISO time, unix seconds.",
+            show_default=False,
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until",
+            metavar="WHEN",
+            help="Only messages created before WHEN (same forms as --since).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
     db: DbOption = None,
 ) -> None:
@@ -73,13 +101,21 @@ def search(
 
         agent-bus search "flaky test" --mode semantic --model agent-bus-minilm
 
+        agent-bus search "rollback plan" --sender reviewer --type decision --since 7d
+
         agent-bus search --like 3f9c2a1b7e04   # "was this discussed before, elsewhere?"
     """
     with open_bus(db) as bus:
         if (query is None) == (like is None):
             raise InvalidArgument("give a query or --like MESSAGE_ID (one of them)", field="query")
         topic_id = bus.resolve_ref(topic).topic_id if topic is not None else None
+        filtered = any(v is not None for v in (sender, message_type, since, until))
         if like is not None:
+            if filtered:
+                raise InvalidArgument(
+                    "--sender, --type, --since and --until filter a query, not --like",
+                    field="like",
+                )
             results, warnings = bus.related(
                 message_id=like, in_topic=topic_id, limit=limit, include_content=content
             )
@@ -91,6 +127,10 @@ def search(
                 limit=limit,
                 model=model,
                 include_content=content,
+                sender=sender,
+                message_type=message_type,
+                created_after=since,
+                created_before=until,
             )
     if as_json:
         emit_json(

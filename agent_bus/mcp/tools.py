@@ -287,11 +287,17 @@ def register_tools(server: MCPServer, bus: Bus, settings: BusSettings, ids: Iden
         ] = None,
         created_after: Annotated[
             str | float | None,
-            Field(description="Only messages created after this ISO 8601 time or unix seconds."),
+            Field(
+                description="Only messages created after this ISO 8601 time, unix seconds "
+                "or duration ago ('2d', '90m')."
+            ),
         ] = None,
         created_before: Annotated[
             str | float | None,
-            Field(description="Only messages created before this ISO 8601 time or unix seconds."),
+            Field(
+                description="Only messages created before this ISO 8601 time, unix seconds "
+                "or duration ago ('2d', '90m')."
+            ),
         ] = None,
     ) -> Annotated[CallToolResult, MessagesSearchOutput]:
         scope = caller_scope()

@@ -6,11 +6,16 @@ topic filter), the semantic side by masking the vector rows of other messages.
 
 from __future__ import annotations
 
+import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from agent_bus.errors import InvalidArgument
+
+_AGO = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,8 @@ class SearchFilters:
 
 
 def parse_time(value: object, field: str) -> float | None:
-    """Unix seconds from a number or an ISO 8601 date/time (UTC unless it says otherwise)."""
+    """Unix seconds from a number, an ISO 8601 date/time (UTC unless it says otherwise), or
+    a duration before now (``90m``, ``2d``, ``1w``: what a person typing a filter means)."""
     if value is None:
         return None
     if isinstance(value, bool):
@@ -54,12 +60,15 @@ def parse_time(value: object, field: str) -> float | None:
             return float(text)
         except ValueError:
             pass
+        ago = _AGO.match(text)
+        if ago is not None:
+            return time.time() - float(ago.group(1)) * _UNIT_SECONDS[ago.group(2)]
         try:
             parsed = datetime.fromisoformat(text)
         except ValueError:
             raise InvalidArgument(
-                f"{field} must be an ISO 8601 time (2026-12-01 or 2026-12-01T09:30:00Z) "
-                f"or unix seconds, not {text[:40]!r}",
+                f"{field} must be an ISO 8601 time (2026-12-01 or 2026-12-01T09:30:00Z), "
+                f"unix seconds or a duration ago (2d, 90m), not {text[:40]!r}",
                 field=field,
             ) from None
         if parsed.tzinfo is None:
