@@ -2,12 +2,20 @@
 
 Per the contract, identities do not survive a server restart: clients call
 topic_join again (with their reclaim_token) after one.
+
+A connection is held weakly: when the SDK drops it (stdio end of input, an HTTP
+session's DELETE or idle timeout), a finalizer forgets its names and tells
+`on_forget` listeners, so a long-running HTTP server does not keep every session
+it ever served, and a new connection can never inherit a dead one's key.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
+
+from mcp.server.connection import Connection
 
 from agent_bus.errors import AgentNotJoined
 from agent_bus.service.bindings import BindingRecorder
@@ -20,19 +28,49 @@ class Identities:
         self._names: dict[tuple[int, str], dict[str, str]] = {}
         # Which client session this process serves, for `agent-bus hook` (session bindings).
         self.bindings = BindingRecorder()
-        self.sessions: dict[int, Any] = {}  # connection key -> a session to notify it through
+        # connection key -> a weak (or, for an object without weakrefs, strong) reference
+        self._connections: dict[int, Callable[[], Any]] = {}
         self.on_join: list[Callable[[], None]] = []
+        self.on_forget: list[Callable[[int], None]] = []
 
     def remember(
         self, session: int, topic_id: str, agent_name: str, token: str, notify: Any = None
     ) -> None:
+        """Record a join; ``notify`` is the connection (`connection_of`) to push to."""
         names = self._names.setdefault((session, topic_id), {})
         names.pop(agent_name, None)
         names[agent_name] = token  # last joined is the default identity
         if notify is not None:
-            self.sessions[session] = notify
+            self.track(session, notify)
         for callback in self.on_join:
             callback()
+
+    def track(self, key: int, connection: Any) -> None:
+        """Hold ``connection`` weakly under ``key``; forget the key once it is collected."""
+        if key in self._connections:
+            return
+        if isinstance(connection, Connection):
+            self._connections[key] = weakref.ref(connection)
+            weakref.finalize(connection, self.forget, key)
+        else:  # not the SDK's connection object (a per-request session): keep it, as before
+            self._connections[key] = lambda: connection
+
+    def connection(self, key: int) -> Any:
+        """The live connection of ``key`` to notify, or None."""
+        ref = self._connections.get(key)
+        return ref() if ref is not None else None
+
+    @property
+    def connected(self) -> int:
+        return len(self._connections)
+
+    def forget(self, key: int) -> None:
+        """Drop everything about a connection that has ended."""
+        self._connections.pop(key, None)
+        for pair in [pair for pair in self._names if pair[0] == key]:
+            del self._names[pair]
+        for callback in self.on_forget:
+            callback(key)
 
     def joined(self, topic_id: str) -> list[tuple[int, set[str]]]:
         """Each connection joined to ``topic_id`` with the names it joined as."""
@@ -63,11 +101,20 @@ class Identities:
         return clean
 
 
-def session_key(ctx: Any) -> int:
-    """Identity of the client connection (one per process on stdio)."""
+def connection_of(ctx: Any) -> Any:
+    """The client connection behind a request (None outside a request).
+
+    The SDK builds a ServerSession per request around one connection object, which
+    lives as long as the client's session does.
+    """
     try:
         session = ctx.session
     except (LookupError, ValueError, AttributeError):
-        return 0
-    # The SDK builds a ServerSession per request around one connection object.
-    return id(getattr(session, "_connection", session))
+        return None
+    return getattr(session, "_connection", session)
+
+
+def session_key(ctx: Any) -> int:
+    """Identity of the client connection (one per process on stdio)."""
+    connection = connection_of(ctx)
+    return 0 if connection is None else id(connection)

@@ -30,7 +30,7 @@ from pydantic import BaseModel
 
 from agent_bus.bus import Bus
 from agent_bus.errors import BusError
-from agent_bus.mcp.identities import Identities
+from agent_bus.mcp.identities import Identities, connection_of, session_key
 from agent_bus.mcp.resources import topic_of, topic_uri
 from agent_bus.models import Message
 from agent_bus.store import changes
@@ -55,6 +55,15 @@ class ChannelNotification(BaseModel):
 
     method: Literal["notifications/claude/channel"] = CHANNEL_METHOD
     params: ChannelParams
+
+
+async def notify(connection: Any, notification: Any) -> None:
+    """Send a typed notification on a connection's standalone stream (or a session's)."""
+    if hasattr(connection, "send_notification"):
+        await connection.send_notification(notification)
+        return
+    data = notification.model_dump(by_alias=True, mode="json", exclude_none=True)
+    await connection.notify(data["method"], data.get("params"))
 
 
 def channel_notification(message: Message, agent_names: set[str]) -> ChannelNotification:
@@ -104,11 +113,12 @@ class Push:
         self.ids = ids
         self.channels = channels
         self.listen = ListenBus(self.kick)
-        self._legacy: dict[str, dict[int, Any]] = {}  # uri -> {connection key: session}
+        self._legacy: dict[str, set[int]] = {}  # uri -> keys of the connections subscribed
         self._task: asyncio.Task[None] | None = None
         self._high_water = 0
         if channels:
             ids.on_join.append(self.kick)
+        ids.on_forget.append(self._forget)
 
     def install(self, server: Any) -> None:
         """Serve legacy subscribe/unsubscribe; declare the channel capability when on."""
@@ -134,7 +144,7 @@ class Push:
         return (
             bool(self._legacy)
             or self.listen.listening
-            or (self.channels and bool(self.ids.sessions))
+            or (self.channels and self.ids.connected > 0)
         )
 
     def kick(self) -> None:
@@ -159,19 +169,27 @@ class Push:
                 "agent-bus://topics/{topic_id}; resources/list names them)",
                 data={"uri": uri},
             ) from None
-        key = id(getattr(ctx.session, "_connection", ctx.session))
-        self._legacy.setdefault(uri, {})[key] = ctx.session
+        connection = connection_of(ctx)
+        key = id(connection)
+        self.ids.track(key, connection)
+        self._legacy.setdefault(uri, set()).add(key)
         self.kick()
         return {}
 
     async def _unsub(self, ctx: Any, params: types.UnsubscribeRequestParams) -> dict[str, Any]:
         uri = str(params.uri)
-        key = id(getattr(ctx.session, "_connection", ctx.session))
-        subscribers = self._legacy.get(uri, {})
-        subscribers.pop(key, None)
+        subscribers = self._legacy.get(uri, set())
+        subscribers.discard(session_key(ctx))
         if not subscribers:
             self._legacy.pop(uri, None)
         return {}
+
+    def _forget(self, key: int) -> None:
+        """A connection ended: it has no subscriptions any more."""
+        for uri in [uri for uri, keys in self._legacy.items() if key in keys]:
+            self._legacy[uri].discard(key)
+            if not self._legacy[uri]:
+                del self._legacy[uri]
 
     async def _run(self) -> None:
         watcher = self.bus.db.watcher
@@ -198,20 +216,22 @@ class Push:
     async def _deliver(self, messages: list[Message]) -> None:
         for topic_id in dict.fromkeys(m.topic_id for m in messages):
             uri = topic_uri(topic_id)
-            for session in list(self._legacy.get(uri, {}).values()):
-                with contextlib.suppress(Exception):
-                    await session.send_resource_updated(uri)
+            for key in list(self._legacy.get(uri, ())):
+                connection = self.ids.connection(key)
+                if connection is not None:
+                    with contextlib.suppress(Exception):
+                        await connection.send_resource_updated(uri)
             if self.listen.listening:
                 await self.listen.publish(ResourceUpdated(uri=uri))
         if not self.channels:
             return
         for message in messages:
             for key, names in self.ids.joined(message.topic_id):
-                session = self.ids.sessions.get(key)
-                if session is None or message.sender in names:
+                connection = self.ids.connection(key)
+                if connection is None or message.sender in names:
                     continue
                 with contextlib.suppress(Exception):
-                    await session.send_notification(channel_notification(message, names))
+                    await notify(connection, channel_notification(message, names))
 
     def close(self) -> None:
         if self._task is not None:

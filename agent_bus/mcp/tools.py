@@ -16,7 +16,7 @@ from agent_bus import SPEC_VERSION, __version__
 from agent_bus.bus import Bus
 from agent_bus.errors import BusError
 from agent_bus.mcp import render, session_binding
-from agent_bus.mcp.identities import Identities, session_key
+from agent_bus.mcp.identities import Identities, connection_of, session_key
 from agent_bus.mcp.results import ok
 from agent_bus.mcp.scoping import caller_scope
 from agent_bus.models import (
@@ -195,7 +195,7 @@ def register_tools(server: MCPServer, bus: Bus, settings: BusSettings, ids: Iden
             joined.topic.topic_id,
             joined.agent_name,
             joined.reclaim_token,
-            notify=getattr(ctx, "session", None),
+            notify=connection_of(ctx),
         )
         await session_binding.record(
             bus, ids.bindings, ctx, joined.topic.topic_id, joined.agent_name
