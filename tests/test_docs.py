@@ -266,3 +266,20 @@ def test_docs_index_links_every_page() -> None:
     for page in MARKDOWN:
         if page.name != "README.md":
             assert str(page.relative_to(DOCS)) in index, page
+
+
+CONFLICT = re.compile(r"^(<{7} |>{7} |={7}$)", re.M)
+SKIP_DIRS = {".git", ".venv", "node_modules", "__pycache__", ".pytest_cache", ".ruff_cache"}
+
+
+def test_no_file_keeps_merge_conflict_markers() -> None:
+    """A merge that went wrong once left `<<<<<<< HEAD` in a reference page."""
+    marked = []
+    for path in REPO.rglob("*"):
+        if SKIP_DIRS.intersection(path.relative_to(REPO).parts) or not path.is_file():
+            continue
+        if path.suffix not in {".md", ".py", ".toml", ".html", ".js", ".css", ".json", ".yaml"}:
+            continue
+        if CONFLICT.search(path.read_text(encoding="utf-8", errors="replace")):
+            marked.append(str(path.relative_to(REPO)))
+    assert not marked, marked
