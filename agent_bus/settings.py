@@ -185,6 +185,14 @@ class BusSettings(BaseSettings):
         ge=0,
         description="HTTP door: on shutdown, how long in-flight calls may take to answer.",
     )
+    http_session_idle_seconds: float = Field(
+        default=8 * 3600,
+        gt=0,
+        description=(
+            "HTTP door: an MCP session with no request for this long is closed and its joined "
+            "names forgotten (agents waiting hours for a peer keep theirs)."
+        ),
+    )
     http_allowed_hosts: list[str] = Field(
         default_factory=list,
         description=(

@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import anyio
@@ -231,6 +232,25 @@ async def test_revocation_takes_effect_on_the_next_request_mid_session(db_path) 
                 with anyio.fail_after(30):
                     await s.call_tool("ping", {})
         assert raw_post(srv.url, token=token).status_code == 401
+
+
+def test_an_idle_session_is_closed_after_the_configured_time(db_path) -> None:
+    env = {"AGENT_BUS_HTTP_SESSION_IDLE_SECONDS": "1"}
+    with http_server(db_path, env=env) as srv:
+        opened = raw_post(srv.url)
+        session = {"mcp-session-id": opened.headers["mcp-session-id"]}
+        listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+        raw_post(
+            srv.url, {"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session
+        )
+        # The SDK answers 404 for a session it has closed; the client starts a new one. Each
+        # look is a request that restarts the idle clock, so look less and less often.
+        pause = 1.5
+        while raw_post(srv.url, listing, headers=session).status_code != 404:
+            assert pause < 30, "the idle session was never closed"
+            time.sleep(pause)
+            pause *= 2
+        assert raw_post(srv.url).status_code == 200
 
 
 async def test_too_many_requests_get_429_with_retry_after(db_path) -> None:

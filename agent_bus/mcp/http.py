@@ -149,6 +149,7 @@ def build_app(server: Any, settings: BusSettings, opts: HttpOptions, *, require_
         streamable_http_path=MCP_PATH,
         transport_security=transport_security(opts),
         max_request_body_size=settings.http_max_body_bytes,
+        session_idle_timeout=settings.http_session_idle_seconds,
         host=opts.host,
     )
     return HttpGuard(
