@@ -70,6 +70,13 @@ class Forbidden(BusError):
     code = "FORBIDDEN"
 
 
+class TokenRequired(BusError):
+    """No usable access token: a remote web UI request without one (or with an unknown,
+    revoked or expired one, HTTP 401), or a remote web UI started while no token exists."""
+
+    code = "TOKEN_REQUIRED"
+
+
 class RateLimited(BusError):
     """Too many requests or waiting syncs for one access token (HTTP 429 over HTTP)."""
 

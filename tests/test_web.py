@@ -602,10 +602,24 @@ def test_run_web_says_why_when_the_port_is_taken(db_path, monkeypatch):
             run_web(BusSettings(db=db_path), port=taken.getsockname()[1], open_browser=False)
 
 
-def test_run_web_warns_when_remote_is_allowed(db_path, monkeypatch, capsys):
-    _record_serving(monkeypatch)
+def test_run_web_remote_needs_a_token_and_says_every_request_needs_one(
+    db_path, monkeypatch, capsys
+):
+    from agent_bus.errors import TokenRequired
+    from agent_bus.service import access
+
+    calls = _record_serving(monkeypatch)
+    with pytest.raises(TokenRequired, match="agent-bus tokens create"):
+        run_web(
+            BusSettings(db=db_path), host="0.0.0.0", port=0, open_browser=False, allow_remote=True
+        )
+    assert calls == []  # refused before listening
+    bus = Bus(BusSettings(db=db_path))
+    access.create(bus, "colleague")
+    bus.close()
     run_web(BusSettings(db=db_path), host="0.0.0.0", port=0, open_browser=False, allow_remote=True)
-    assert "warning:" in capsys.readouterr().err
+    assert len(calls) == 1
+    assert "every request needs an access token (1 usable" in capsys.readouterr().err
 
 
 def test_web_queries_read_messages_with_the_core_column_list():

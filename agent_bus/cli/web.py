@@ -21,7 +21,9 @@ def web(
         bool,
         typer.Option(
             "--allow-remote",
-            help="Allow a non-loopback --host (anyone who can reach it reads all).",
+            help="Serve remote people: every request needs an access token (a login "
+            "page for browsers); needed for a non-loopback --host; refuses to start "
+            "without a token.",
         ),
     ] = False,
     db: DbOption = None,
@@ -33,6 +35,8 @@ def web(
         agent-bus web
 
         agent-bus web --port 9000 --no-open
+
+        agent-bus web --host 0.0.0.0 --allow-remote --no-open
     """
     settings = settings_for(db)
     try:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from agent_bus.errors import Forbidden, InvalidArgument, TopicNotFound
+from agent_bus.errors import Forbidden, InvalidArgument, TopicAmbiguous, TopicNotFound
 from agent_bus.store import tokens as store
 
 T = TypeVar("T")
@@ -120,6 +120,22 @@ class Scope:
             raise self._outside(name) from None
         if topic.topic_id not in self.topics:
             raise self._outside(name)
+
+    def guard_ref(self, resolve: Callable[[str], T], ref: object) -> T:
+        """The topic a reference (id, id prefix or name) names, if inside the scope.
+
+        ``resolve`` returns a Topic or raises `TopicNotFound`/`TopicAmbiguous`; with a
+        topic limit, an unknown, ambiguous or outside reference is the same `Forbidden`.
+        """
+        if self.topics is None:
+            return resolve(ref)  # type: ignore[arg-type]
+        try:
+            topic = resolve(ref)  # type: ignore[arg-type]
+        except (TopicNotFound, TopicAmbiguous):
+            raise self._outside(ref) from None
+        if not self.allows(topic.topic_id, topic.name):  # type: ignore[attr-defined]
+            raise self._outside(ref)
+        return topic
 
     def visible(
         self, items: Iterable[T], *, id_of: Callable[[T], str], name_of: Callable[[T], str]
@@ -335,6 +351,21 @@ def verify(db: Handle, token: str, *, now: float | None = None) -> TokenInfo | N
         return None
     row = db.read(lambda c: store.get(c, token_id))
     if row is None or not hmac.compare_digest(row["secret_hash"], hash_secret(token)):
+        return None
+    info = _info(row)
+    return info if info.status(now) == "active" else None
+
+
+def active(db: Handle, token_id: object, *, now: float | None = None) -> TokenInfo | None:
+    """The token with this public id if it is still unrevoked and unexpired, else None.
+
+    For a session that proved the whole secret once (the web UI's signed login cookie):
+    re-read on every request, so revoking or expiring the token ends the session at once.
+    """
+    if not isinstance(token_id, str) or not _TOKEN_ID.match(token_id):
+        return None
+    row = db.read(lambda c: store.get(c, token_id))
+    if row is None:
         return None
     info = _info(row)
     return info if info.status(now) == "active" else None

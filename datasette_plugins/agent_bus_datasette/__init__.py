@@ -4,7 +4,10 @@ Activates on any attached database whose ``meta`` table says ``app =
 'agent-bus'`` and leaves every other database alone. Pages read; a few POST forms
 (post, reply, manage topics) write through the same service calls as the CLI, for
 actors that may write (``access.can_write``). Plain Datasette (tables, facets, SQL,
-JSON) stays underneath.
+JSON) stays underneath. Access tokens (``auth``) decide who gets in when the UI is
+served remote, and a token's scope decides what it sees: our pages filter by topic,
+and Datasette's raw tables and SQL, which cannot be filtered, are closed to a token
+limited to some topics (``permission_allowed``).
 
 Datasette 1.0 notes: ``get_metadata`` becomes configuration (``datasette.yaml``
 / ``set_*`` APIs), ``row_actions`` replaces the seq-cell link, and
@@ -25,8 +28,8 @@ from datasette import hookimpl
 from datasette.utils.asgi import Response, asgi_static
 from markupsafe import Markup, escape
 
+from . import auth, render, views
 from . import metadata as bus_metadata
-from . import render, views
 from .state import bus_databases, known_bus_names, state
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -50,6 +53,31 @@ def _hide_secrets(action: int, arg1: str | None, arg2: str | None, *_: Any) -> i
 def prepare_connection(conn: sqlite3.Connection) -> None:
     # Applied to every Datasette connection: on databases without that table it never fires.
     conn.set_authorizer(_hide_secrets)
+
+
+# What Datasette's own views do with a database; none can be limited to some topics.
+RAW_ACTIONS = frozenset(
+    {"view-database", "view-database-download", "view-table", "view-query", "execute-sql"}
+)
+
+
+@hookimpl
+def asgi_wrapper(datasette: Any) -> Any:
+    return lambda app: auth.gate(datasette, app)
+
+
+@hookimpl(tryfirst=True)
+def actor_from_request(datasette: Any, request: Any) -> dict[str, Any] | None:
+    """The token actor `auth.gate` verified for this request (None: no token given)."""
+    return request.scope.get(auth.ACTOR_KEY)
+
+
+@hookimpl(trylast=True)  # called last, so our refusal is the answer Datasette keeps
+def permission_allowed(datasette: Any, actor: Any, action: str, resource: Any) -> bool | None:
+    claims = actor.get("agent_bus") if isinstance(actor, dict) else None
+    if isinstance(claims, dict) and claims.get("topics") is not None and action in RAW_ACTIONS:
+        return False
+    return None
 
 
 @hookimpl

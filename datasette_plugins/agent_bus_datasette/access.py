@@ -1,12 +1,14 @@
-"""Who may write from the web UI, and the checks every write form passes first.
+"""Who may write from the web UI, what a token lets it see, and the checks every write
+form passes first.
 
-``can_write`` is the one hook point. An anonymous visitor may write when the UI serves
-loopback only and the request comes from this machine: the person at it (so a plain
-``datasette -h 0.0.0.0 bus.sqlite`` offers no writes to the network). An actor that
-carries an ``agent_bus`` scope (token actors from ``actor_from_request``) decides for
-itself with ``{"agent_bus": {"write": true|false}}`` (or ``{"read_only": …}``, the token
-scope's own spelling). Pages hide write controls when it says no, and every write
-endpoint answers 403 (``FORBIDDEN``).
+``can_write`` is the one hook point for writing. An anonymous visitor may write when the
+UI serves loopback only and the request comes from this machine: the person at it (so a
+plain ``datasette -h 0.0.0.0 bus.sqlite`` offers no writes to the network). An actor that
+carries an ``agent_bus`` scope (token actors from ``auth``) decides for itself with
+``{"agent_bus": {"write": true|false}}`` (or ``{"read_only": …}``, the token scope's own
+spelling). Pages hide write controls when it says no, and every write endpoint answers
+403 (``FORBIDDEN``). ``scope_of`` gives the request's `Scope` (agent names and topics a
+token covers; unrestricted without a token).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from agent_bus.errors import Forbidden
+from agent_bus.service.access import UNRESTRICTED, Scope
 
 PLUGIN = "agent-bus"
 NAME_COOKIE = "ab_name"
@@ -55,19 +58,37 @@ def can_write(datasette: Any, request: Any) -> bool:
     return actor_may_write(datasette, request.actor, local=from_this_machine(request))
 
 
+def scope_of(request: Any) -> Scope:
+    """The `Scope` of the request's actor: a token's agents and topics, else unrestricted."""
+    actor = request.actor
+    claims = actor.get("agent_bus") if isinstance(actor, dict) else None
+    if not isinstance(claims, dict):
+        return UNRESTRICTED
+    return Scope.from_claims(claims.get("token_id"), claims)
+
+
 def check_write(datasette: Any, request: Any, form: dict[str, Any]) -> None:
     """Refuse a write from an actor that may only read, or without a same-site CSRF token.
-
-    Datasette's CSRF middleware checks the token only when the request carries cookies;
-    a cross-site form from a browser with no cookie for us would pass it, so a write
-    also needs the token field matching the token cookie here. Bearer-token requests
-    carry no ambient credentials and skip the token (as Datasette does).
 
     Raises:
         Forbidden: read-only actor, missing or wrong token, or a foreign Origin.
     """
     if not can_write(datasette, request):
         raise Forbidden("this actor may read this bus but not write to it; nothing was changed")
+    check_same_site(request, form)
+
+
+def check_same_site(request: Any, form: dict[str, Any]) -> None:
+    """Refuse a form posted from another site or without its CSRF token.
+
+    Datasette's CSRF middleware checks the token only when the request carries cookies;
+    a cross-site form from a browser with no cookie for us would pass it, so the token
+    field must also match the token cookie here. Bearer-token requests carry no ambient
+    credentials and skip the token (as Datasette does).
+
+    Raises:
+        Forbidden: missing or wrong token, or a foreign Origin.
+    """
     origin = request.headers.get("origin")
     if origin and origin != "null" and urlsplit(origin).netloc != request.host:
         raise Forbidden("the form was posted from another site; nothing was changed")
@@ -82,7 +103,16 @@ def check_write(datasette: Any, request: Any, form: dict[str, Any]) -> None:
 
 
 def default_name(request: Any, settings: Any) -> str:
-    """The remembered name (cookie), else the ``web_name`` setting, else the OS user."""
+    """The remembered name (cookie), else the ``web_name`` setting, else the OS user; for a
+    token limited to some agent names, the first of them unless one of those was chosen."""
+    allowed = scope_of(request).agents
+    name = _preferred_name(request, settings)
+    if allowed is not None and name not in allowed:
+        return sorted(allowed)[0] if allowed else name
+    return name
+
+
+def _preferred_name(request: Any, settings: Any) -> str:
     remembered = (request.cookies.get(NAME_COOKIE) or "").strip()
     if remembered:
         return remembered[:64]

@@ -47,6 +47,7 @@ class BusDatabase:
 class PluginState:
     checked: dict[str, tuple[str, Any]] = field(default_factory=dict)  # name -> (path, db|None)
     csp_script_hashes: list[str] = field(default_factory=list)
+    touched: dict[str, float] = field(default_factory=dict)  # token id -> last use recorded
 
     def close(self) -> None:
         for _, found in self.checked.values():

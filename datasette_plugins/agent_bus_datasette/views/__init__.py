@@ -11,7 +11,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import assets, compose, export, home, manage, overview, permalink, poll, search, thread
+from . import (
+    assets,
+    compose,
+    export,
+    home,
+    login,
+    manage,
+    overview,
+    permalink,
+    poll,
+    search,
+    thread,
+)
 from .common import route
 
 DB = r"(?P<database>[^/]+?)"
@@ -25,6 +37,8 @@ def routes() -> list[tuple[str, Any, tuple[str, ...]]]:
     """(regex, view, allowed methods); every view's `BusError`s go through `error_response`."""
     table = [
         (r"^/-/agent-bus/-/pygments\.css$", assets.pygments_css, READ),
+        (r"^/-/agent-bus/-/login$", login.login, READ + WRITE),
+        (r"^/-/agent-bus/-/logout$", login.logout, WRITE),
         (rf"^/-/agent-bus{JSON}$", home.home, READ),
         (rf"^/-/agent-bus/{DB}/search{JSON}$", search.search, READ),
         (

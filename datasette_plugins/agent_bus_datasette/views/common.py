@@ -21,7 +21,9 @@ from agent_bus.errors import (
     TopicNotFound,
 )
 from agent_bus.models import ErrorInfo, Output, Topic
+from agent_bus.service.access import Scope
 
+from ..access import scope_of
 from ..state import BusDatabase, find, state
 
 logger = logging.getLogger(__name__)
@@ -83,6 +85,8 @@ def security_headers(datasette: Any) -> dict[str, str]:
 async def page(
     datasette: Any, request: Any, template: str, context: dict[str, Any], status: int = 200
 ) -> Response:
+    # Datasette's own tables and SQL are closed to a token limited to some topics.
+    context = {"raw_data": scope_of(request).topics is None, **context}
     html = await datasette.render_template(template, context, request=request)
     return Response.html(html, status=status, headers=security_headers(datasette))
 
@@ -166,6 +170,7 @@ def chrome(datasette: Any, db: BusDatabase) -> dict[str, Any]:
         "pygments_url": datasette.urls.path("-/agent-bus/-/pygments.css"),
         "search_url": f"{root}/search",
         "datasette_db_url": datasette.urls.database(db.name),
+        "logout_url": datasette.urls.path("-/agent-bus/-/logout"),
     }
 
 
@@ -178,13 +183,22 @@ async def open_bus(datasette: Any, request: Any) -> tuple[BusDatabase, Any]:
     db = await find(datasette, request.url_vars["database"])
     if db is None:
         raise NotFound(NO_DB)
+    claims = request.actor.get("agent_bus") if isinstance(request.actor, dict) else None
+    if isinstance(claims, dict) and claims.get("database") not in (None, db.name):
+        raise Forbidden(f"token {claims.get('token_id')} belongs to another bus database")
     if db.problem:
         raise SchemaMismatch(db.problem)
     return db, db.open()
 
 
-async def resolve_topic(bus: Any, ref: str) -> Topic:
-    return await bus.run(bus.resolve_ref, ref)
+async def resolve_topic(bus: Any, ref: str, scope: Scope) -> Topic:
+    """The topic ``ref`` names (id, id prefix or name), if ``scope`` covers it.
+
+    Raises:
+        TopicNotFound, TopicAmbiguous; Forbidden: outside a token's topics (the same
+        answer whether or not the topic exists).
+    """
+    return await bus.run(scope.guard_ref, bus.resolve_ref, ref)
 
 
 def route(view: Any) -> Any:

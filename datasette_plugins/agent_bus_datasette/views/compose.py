@@ -16,7 +16,7 @@ from agent_bus import admin
 from agent_bus.errors import BusError
 
 from .. import render
-from ..access import NAME_COOKIE, check_write
+from ..access import NAME_COOKIE, check_write, scope_of
 from .common import base, json_response, open_bus, resolve_topic, status_for, wants_json
 from .envelopes import PostOutput, PreviewOutput
 from .thread import render_thread
@@ -49,10 +49,13 @@ async def post_message(datasette: Any, request: Any) -> Response:
     db, bus = await open_bus(datasette, request)
     form = await request.post_vars()
     check_write(datasette, request, form)
-    topic = await resolve_topic(bus, request.url_vars["topic"])
+    scope = scope_of(request)
+    topic = await resolve_topic(bus, request.url_vars["topic"], scope)
     fields = form_fields(form)
     preview = form.get("intent") == "preview"
     try:
+        if not preview:
+            scope.check_agent(fields["sender"])  # a token may post only as its agent names
         items = await bus.run(check, bus, topic.topic_id, fields)
         if preview:
             html = render.markdown_html(items[0].content_markdown)

@@ -11,6 +11,7 @@ from agent_bus.errors import InvalidArgument
 from agent_bus.export import normalize_format
 
 from .. import exporting
+from ..access import scope_of
 from .common import int_arg, json_only, open_bus, resolve_topic, security_headers
 
 EXPORT_TYPES = {
@@ -24,7 +25,7 @@ EXPORT_TYPES = {
 async def export(datasette: Any, request: Any) -> Response:
     _, bus = await open_bus(datasette, request)
     fmt = request.url_vars.get("format") or normalize_format(request.args.get("format") or "md")
-    topic = await resolve_topic(bus, request.url_vars["topic"])
+    topic = await resolve_topic(bus, request.url_vars["topic"], scope_of(request))
     first = int_arg(request, "from", None, minimum=1)
     last = int_arg(request, "to", None, minimum=1)
     if first is not None and last is not None and last < first:

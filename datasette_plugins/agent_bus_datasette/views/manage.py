@@ -12,9 +12,9 @@ from typing import Any
 from datasette.utils.asgi import Response
 
 from agent_bus import admin
-from agent_bus.errors import InvalidArgument
+from agent_bus.errors import Forbidden, InvalidArgument
 
-from ..access import check_write
+from ..access import check_write, scope_of
 from .common import base, open_bus, resolve_topic
 
 
@@ -35,6 +35,7 @@ async def create_topic(datasette: Any, request: Any) -> Response:
     name = str(form.get("name") or "").strip()
     if not name:
         raise InvalidArgument("name the new topic (e.g. review-auth)", field="name")
+    scope_of(request).check_new_topic(name)
     topic, created = await bus.run(bus.topic_create, name)
     url = f"{base(datasette, db)}/topics/{topic.topic_id}"
     what = "Created" if created else "An open topic of that name exists; opened"
@@ -43,8 +44,12 @@ async def create_topic(datasette: Any, request: Any) -> Response:
 
 async def topic_action(datasette: Any, request: Any) -> Response:
     db, bus, form = await _start(datasette, request)
-    topic = await resolve_topic(bus, request.url_vars["topic"])
+    scope = scope_of(request)
+    topic = await resolve_topic(bus, request.url_vars["topic"], scope)
     action = request.url_vars["action"]
+    if action in ("rename", "delete") and scope.topics is not None:
+        # Renaming or deleting changes which tokens see a topic: not for a topic-limited one.
+        raise Forbidden(f"a token limited to some topics may not {action} topics")
     root = base(datasette, db)
     url = f"{root}/topics/{topic.topic_id}"
     tid = topic.topic_id

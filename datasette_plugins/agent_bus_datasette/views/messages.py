@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from agent_bus.models import Message, TopicSummary
+from agent_bus.service.access import Scope
 from agent_bus.store import web as store_web
 
 from .. import render
@@ -153,6 +154,11 @@ def presence_view(peers: list[Any], now: float) -> list[dict[str, Any]]:
     ]
 
 
-def recent_topics(bus: Any, limit: int = 50) -> list[TopicSummary]:
-    """Topics by latest activity (the thread page's sidebar)."""
-    return sorted(bus.topic_list(status="all"), key=activity, reverse=True)[:limit]
+def recent_topics(bus: Any, scope: Scope, limit: int = 50) -> list[TopicSummary]:
+    """Topics by latest activity (the thread page's sidebar), those ``scope`` covers."""
+    topics = visible_topics(scope, bus.topic_list(status="all"))
+    return sorted(topics, key=activity, reverse=True)[:limit]
+
+
+def visible_topics(scope: Scope, topics: list[TopicSummary]) -> list[TopicSummary]:
+    return scope.visible(topics, id_of=lambda t: t.topic_id, name_of=lambda t: t.name)

@@ -8,20 +8,22 @@ from urllib.parse import urlencode
 
 from datasette.utils.asgi import Response
 
+from agent_bus.service.access import Scope
 from agent_bus.store import web as store_web
 
 from .. import render
-from ..access import can_write
+from ..access import can_write, scope_of
 from .common import base, chrome, json_response, open_bus, page, wants_json
 from .envelopes import OverviewOutput, OverviewTopic
-from .messages import PRESENCE_WINDOW, activity
+from .messages import PRESENCE_WINDOW, activity, visible_topics
 
 STATUSES = ("open", "closed", "all")
 
 
-def _overview(bus: Any, status: str) -> dict[str, Any]:
+def _overview(bus: Any, status: str, scope: Scope) -> dict[str, Any]:
     now = time.time()
-    topics = sorted(bus.topic_list(status=status), key=activity, reverse=True)
+    topics = visible_topics(scope, bus.topic_list(status=status))
+    topics = sorted(topics, key=activity, reverse=True)
     present = bus.read(lambda c: store_web.presence_by_topic(c, now - PRESENCE_WINDOW))
     return {"now": now, "topics": topics, "present": present}
 
@@ -31,7 +33,8 @@ async def overview(datasette: Any, request: Any) -> Response:
     status = request.args.get("status") or "all"
     if status not in STATUSES:
         status = "all"
-    data = await bus.run(_overview, bus, status)
+    scope = scope_of(request)
+    data = await bus.run(_overview, bus, status, scope)
     now, present = data["now"], data["present"]
     root = base(datasette, db)
     if wants_json(request):

@@ -8,7 +8,9 @@ from urllib.parse import urlencode
 from datasette.utils.asgi import Response
 
 from agent_bus.models import Message
+from agent_bus.service.access import Scope
 
+from ..access import scope_of
 from ..state import BusDatabase
 from .common import NotFound, base, open_bus, security_headers
 
@@ -20,9 +22,15 @@ async def find_message(datasette: Any, request: Any) -> tuple[BusDatabase, Messa
     db, bus = await open_bus(datasette, request)
     mid = request.url_vars["message_id"]
     msg = await bus.run(bus.get_message, mid)
-    if msg is None:
-        raise NotFound(f"No message with id {mid!r}.")
+    scope = scope_of(request)
+    if msg is None or (scope.topics is not None and not await bus.run(_covers, bus, scope, msg)):
+        raise NotFound(f"No message with id {mid!r}.")  # outside a token's topics: the same
     return db, msg
+
+
+def _covers(bus: Any, scope: Scope, msg: Message) -> bool:
+    topic = bus.get_topic(msg.topic_id)
+    return scope.allows(topic.topic_id, topic.name)
 
 
 async def permalink(datasette: Any, request: Any) -> Response:

@@ -8,7 +8,7 @@ from datasette.utils.asgi import Response
 
 from agent_bus.models import Message
 
-from ..access import can_write
+from ..access import can_write, scope_of
 from .common import int_arg, json_only, json_response, open_bus, resolve_topic
 from .envelopes import PollOutput
 from .messages import decorate, message_views, presence_view
@@ -29,7 +29,7 @@ def _poll(bus: Any, topic_id: str, after: int, limit: int) -> dict[str, Any]:
 async def poll(datasette: Any, request: Any) -> Response:
     """Messages after ``after`` (waits up to ``wait`` seconds for one), with their HTML."""
     db, bus = await open_bus(datasette, request)
-    topic = await resolve_topic(bus, request.url_vars["topic"])
+    topic = await resolve_topic(bus, request.url_vars["topic"], scope_of(request))
     after = int_arg(request, "after", 0) or 0
     wait = min(float(int_arg(request, "wait", 0) or 0), MAX_WAIT)
     limit = min(int_arg(request, "limit", PAGE, minimum=1) or PAGE, MAX_PAGE)

@@ -10,16 +10,22 @@ from __future__ import annotations
 from typing import Any
 
 from agent_bus.errors import BusError
+from agent_bus.service.access import Scope
 
 PANEL_SIZE = 5
+SCOPED_FETCH = 100  # over-fetch for a token limited to some topics; others are dropped
 
 
-def related_context(bus: Any, root: str, topic_id: str) -> dict[str, Any]:
-    """``related``: up to PANEL_SIZE {topic_name, seq, sender, snippet, url} (may be empty)."""
+def related_context(bus: Any, root: str, topic_id: str, scope: Scope) -> dict[str, Any]:
+    """``related``: up to PANEL_SIZE {topic_name, seq, sender, snippet, url} (may be empty),
+    from the topics ``scope`` covers only."""
+    wanted = PANEL_SIZE if scope.topics is None else SCOPED_FETCH
     try:
-        results, _ = bus.related(topic_id=topic_id, limit=PANEL_SIZE)
+        results, _ = bus.related(topic_id=topic_id, limit=wanted)
     except BusError:
         return {"related": []}
+    results = scope.visible(results, id_of=lambda r: r.topic_id, name_of=lambda r: r.topic_name)
+    results = results[:PANEL_SIZE]
     return {
         "related": [
             {

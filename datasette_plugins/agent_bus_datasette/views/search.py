@@ -11,6 +11,7 @@ from datasette.utils.asgi import Response
 from agent_bus.errors import BusError
 
 from .. import render
+from ..access import scope_of
 from .common import (
     base,
     chrome,
@@ -37,14 +38,20 @@ async def search(datasette: Any, request: Any) -> Response:
     warnings: list[Any] = []
     error: BusError | None = None
     topic = None
+    scope = scope_of(request)
     try:
         limit = min(int_arg(request, "limit", 50, minimum=1) or 50, MAX_RESULTS)
         if topic_ref:
-            topic = await resolve_topic(bus, topic_ref)
+            topic = await resolve_topic(bus, topic_ref, scope)
         if q:
+            # A token limited to some topics: over-fetch, then drop what it may not see.
+            wanted = limit if topic or scope.topics is None else MAX_RESULTS
             results, warnings = await bus.run(
-                bus.search, q, topic_id=topic.topic_id if topic else None, mode=mode, limit=limit
+                bus.search, q, topic_id=topic.topic_id if topic else None, mode=mode, limit=wanted
             )
+            results = scope.visible(
+                results, id_of=lambda r: r.topic_id, name_of=lambda r: r.topic_name
+            )[:limit]
     except BusError as exc:
         if wants_json(request):
             raise

@@ -15,7 +15,7 @@ from datasette.utils.asgi import Response
 from agent_bus.models import Message, Topic
 
 from .. import render
-from ..access import can_write, default_name
+from ..access import can_write, default_name, scope_of
 from .common import (
     base,
     chrome,
@@ -190,8 +190,9 @@ async def render_thread(
         )
     if compose is None:
         compose = await reply_prefill(bus, topic, request.args.get("reply_to"))
-    topics = await bus.run(recent_topics, bus)
-    related = await bus.run(related_context, bus, root, topic.topic_id)
+    scope = scope_of(request)
+    topics = await bus.run(recent_topics, bus, scope)
+    related = await bus.run(related_context, bus, root, topic.topic_id, scope)
     return await page(
         datasette,
         request,
@@ -217,5 +218,5 @@ async def render_thread(
 
 async def thread(datasette: Any, request: Any) -> Response:
     db, bus = await open_bus(datasette, request)
-    topic = await resolve_topic(bus, request.url_vars["topic"])
+    topic = await resolve_topic(bus, request.url_vars["topic"], scope_of(request))
     return await render_thread(datasette, request, db, bus, topic)
