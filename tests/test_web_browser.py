@@ -5,6 +5,7 @@ Set WEB_SCREENSHOTS_DIR=docs/images to refresh the documentation screenshots.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -14,6 +15,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -133,17 +135,18 @@ def seed_realistic(path: Path) -> str:
         bus.close()
 
 
-@pytest.fixture
-def web(db_path: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
+@contextlib.contextmanager
+def serving(db_path: Path, tmp_path: Path, *extra: str, ready: str = "/-/agent-bus.json"):
+    """`agent-bus web` in its own process; yields its base URL once ``ready`` answers."""
     if not Path(CHROMIUM).exists():
         # A skipped browser test would hide a gap: `make test` installs Chromium.
         pytest.fail(f"no system Chromium at {CHROMIUM}: run `apt-get install chromium`")
-    topic_id = seed_realistic(db_path)
     log = tmp_path / "web.log"
     # Port 0: the system picks a free port as the server binds it, and the server names it.
     with open(log, "w") as err:
         proc = subprocess.Popen(
-            [AGENT_BUS, "web", "--port", "0", "--no-open", "--db", str(db_path)], stderr=err
+            [AGENT_BUS, "web", "--port", "0", "--no-open", "--db", str(db_path), *extra],
+            stderr=err,
         )
     try:
         deadline = time.monotonic() + 60  # liveness only: a loaded machine starts slowly
@@ -153,8 +156,8 @@ def web(db_path: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
             time.sleep(0.05)
         base = found.group(1)
         # The socket listens before the line is printed; this also waits for the app.
-        urllib.request.urlopen(base + "/-/agent-bus.json", timeout=60).read()
-        yield base, topic_id
+        urllib.request.urlopen(base + ready, timeout=60).read()
+        yield base
     finally:
         proc.terminate()
         try:
@@ -162,6 +165,13 @@ def web(db_path: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def web(db_path: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    topic_id = seed_realistic(db_path)
+    with serving(db_path, tmp_path) as base:
+        yield base, topic_id
 
 
 def shots_dir(tmp_path: Path) -> Path:
@@ -240,3 +250,44 @@ async def test_overview_thread_live_update_and_search_in_a_real_browser(web, db_
             await browser.close()
     if not os.environ.get("WEB_SCREENSHOTS_DIR"):
         shutil.rmtree(shots, ignore_errors=True)
+
+
+async def test_a_remote_person_signs_in_with_a_token_and_sees_only_its_topic(db_path, tmp_path):
+    from playwright.async_api import async_playwright
+
+    from agent_bus.service import access
+
+    seed_realistic(db_path)
+    bus = Bus(BusSettings(db=db_path))
+    try:
+        _, token = access.create(bus, "alice-laptop", topics=["payments-refactor-review"])
+    finally:
+        bus.close()
+    login = "/-/agent-bus/-/login"
+    with serving(db_path, tmp_path, "--allow-remote", ready=login) as base:
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            try:
+                page = await browser.new_page()
+                await page.goto(base + "/-/agent-bus")
+                assert urlsplit(page.url).path == login  # sent to sign in, no data shown
+                assert "orders-db-migration" not in await page.content()
+                await page.fill("#ab-token", token[:-3] + "xyz")
+                await page.click("button[type=submit]")
+                await page.wait_for_selector("[role=alert]")
+                assert "TOKEN_REQUIRED" in await page.locator("[role=alert]").inner_text()
+                await page.fill("#ab-token", token)
+                await page.click("button[type=submit]")
+                await page.wait_for_selector("table.ab-topics")
+                names = await page.locator("table.ab-topics tbody tr").all_inner_texts()
+                assert len(names) == 1 and "payments-refactor-review" in names[0]
+                assert "alice-laptop" in await page.locator(".ab-session").inner_text()
+                await page.click("table.ab-topics a:has-text('payments-refactor-review')")
+                await page.wait_for_selector("#m-5")
+                assert "orders-db-migration" not in await page.content()
+                await page.click("#ab-sign-out")
+                await page.wait_for_selector("#ab-token")
+                await page.goto(base + "/-/agent-bus")
+                assert urlsplit(page.url).path == login
+            finally:
+                await browser.close()
