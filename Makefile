@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 EXTRAS := dev,semantic
 
-.PHONY: run test test-deps install install-dev node chromium bench bench-quick lint format web clean
+.PHONY: run test test-deps install install-dev node chromium iproute2 bench bench-quick lint format web clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ run: install
 	$(BIN)/agent-bus demo
 
 ## test: install agent-bus with its test dependencies and run the whole suite
-test: install-dev chromium test-deps
+test: install-dev chromium iproute2 test-deps
 	$(BIN)/python -m pytest -q
 
 # The TypeScript MCP SDK client test: pinned npm packages (tests/ts/package-lock.json) in a
@@ -63,6 +63,14 @@ chromium:
 	else \
 		echo "The browser tests need Chromium: sudo apt-get install chromium, then make test" >&2; \
 		exit 1; \
+	fi
+
+# `ip` for the container tutorial's test, whose "container" is a network namespace (it needs
+# root; as another user that test is skipped, so `ip` is not required then).
+iproute2:
+	@if command -v ip >/dev/null 2>&1 || [ "$$(id -u)" != 0 ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null; \
 	fi
 
 ## bench: performance figures against real server processes (docs/benchmarks.md)
