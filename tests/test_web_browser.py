@@ -260,7 +260,8 @@ async def test_a_remote_person_signs_in_with_a_token_and_sees_only_its_topic(db_
     seed_realistic(db_path)
     bus = Bus(BusSettings(db=db_path))
     try:
-        _, token = access.create(bus, "alice-laptop", topics=["payments-refactor-review"])
+        info, token = access.create(bus, "alice-laptop", topics=["payments-refactor-review"])
+        token_id = info.token_id
     finally:
         bus.close()
     login = "/-/agent-bus/-/login"
@@ -288,6 +289,23 @@ async def test_a_remote_person_signs_in_with_a_token_and_sees_only_its_topic(db_
                 await page.click("#ab-sign-out")
                 await page.wait_for_selector("#ab-token")
                 await page.goto(base + "/-/agent-bus")
+                assert urlsplit(page.url).path == login
+                # Signed in again, then the token is revoked: the live thread page's next
+                # poll is refused and the page goes back to the login form.
+                await page.fill("#ab-token", token)
+                await page.click("button[type=submit]")
+                await page.click("table.ab-topics a:has-text('payments-refactor-review')")
+                await page.wait_for_selector("#m-5")
+                await page.wait_for_function(
+                    "document.getElementById('ab-live').textContent.startsWith('Live')"
+                )
+                bus = Bus(BusSettings(db=db_path))
+                try:
+                    access.revoke(bus, token_id)
+                finally:
+                    bus.close()
+                # Liveness only: the poll already waiting ends within its 20 s.
+                await page.wait_for_selector("#ab-token", timeout=60_000)
                 assert urlsplit(page.url).path == login
             finally:
                 await browser.close()

@@ -84,6 +84,8 @@
         credentials: "same-origin",
       })
         .then(function (r) {
+          // The access token was revoked or expired: reloading leads to the login page.
+          if (r.status === 401) { location.reload(); return new Promise(function () {}); }
           if (!r.ok) throw new Error("HTTP " + r.status);
           return r.json();
         })
@@ -168,7 +170,11 @@
       if (busy || document.hidden) return;
       busy = true;
       fetch(location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
-        .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.text(); })
+        .then(function (r) {
+          if (r.redirected) { location.reload(); throw new Error("signed out"); }  // to login
+          if (!r.ok) throw new Error("HTTP " + r.status);
+          return r.text();
+        })
         .then(function (html) {
           var doc = new DOMParser().parseFromString(html, "text/html");
           var fresh = doc.querySelector("#ab-topics tbody");
