@@ -132,6 +132,19 @@ async def test_a_script_without_a_token_gets_401_token_required_and_no_data(remo
     assert "Kicking off" not in response.text and "payments-review" not in response.text
 
 
+async def test_the_login_page_assets_are_open_but_lead_to_no_data(remote):
+    for asset in ("/-/static/app.css", "/-/agent-bus/-/static/agent-bus.css"):
+        assert (await remote.client.get(asset)).status_code == 200
+    for sneaky in (
+        "/-/static/%2E%2E/agent_bus/messages.json",
+        "/-/agent-bus/-/static/%2E%2E/%2E%2E/agent_bus/messages.json",
+        "/-/agent-bus/-/static/../../../agent_bus/messages.json",
+    ):
+        response = await remote.client.get(sneaky)
+        assert response.status_code in (401, 404), sneaky
+        assert "Kicking off" not in response.text
+
+
 async def test_posting_without_a_token_stores_nothing(remote, bus_file, data):
     tid = data["review"].topic_id
     response = await remote.client.post(
@@ -193,8 +206,12 @@ async def test_signing_in_through_the_login_page_opens_the_asked_page(remote, bu
     assert f"colleague (token {token_id})" in page.text
     actor = (await remote.client.get("/-/actor.json", cookies=jar)).json()["actor"]
     assert actor["id"] == f"token:{token_id}" and actor["agent_bus"]["topics"] is None
-    tokens = {t.token_id: t for t in access.list_tokens(Bus(BusSettings(db=bus_file[0])))}
-    assert tokens[token_id].last_used_at is not None
+    bus = Bus(BusSettings(db=bus_file[0]))
+    try:
+        tokens = {t.token_id: t for t in access.list_tokens(bus)}
+    finally:
+        bus.close()
+    assert tokens[token_id].last_used_at is not None  # `tokens list` shows the use
 
 
 async def test_the_login_page_returns_only_to_our_own_pages(remote, bus_file):
