@@ -28,6 +28,7 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecuritySettings
 
+from agent_bus.errors import InvalidArgument, TokenRequired
 from agent_bus.mcp.scoping import SCOPE_CLAIM
 from agent_bus.service import access
 from agent_bus.settings import BusSettings
@@ -39,8 +40,12 @@ TOUCH_EVERY_SECONDS = 60.0
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
-class StartupRefused(Exception):
-    """The server would start unsafely (a public bind without tokens, half a TLS pair)."""
+class StartupRefused(InvalidArgument):
+    """The server would start unsafely (a public bind, half a TLS pair) or cannot listen."""
+
+
+class NoTokenForRemote(TokenRequired):
+    """A non-loopback bind with no usable access token."""
 
 
 @dataclass
@@ -128,7 +133,7 @@ def check_startup(opts: HttpOptions, usable_tokens: int) -> bool:
             "machines (tokens required), or bind 127.0.0.1."
         )
     if not is_loopback(opts.host) and usable_tokens == 0:
-        raise StartupRefused(
+        raise NoTokenForRemote(
             "a non-loopback bind needs at least one access token: create one with "
             "`agent-bus tokens create LABEL` and give it to the remote agent."
         )
@@ -204,10 +209,10 @@ def serve_http(settings: BusSettings, opts: HttpOptions) -> int:
         bus.ensure_ready()
         require_tokens = check_startup(opts, access.usable_count(bus))
         sock = _bind(opts)
-    except StartupRefused as exc:
+    except (StartupRefused, NoTokenForRemote) as exc:
         bus.close()
-        print(f"agent-bus mcp: {exc}", file=sys.stderr)
-        return 2
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
     port = sock.getsockname()[1]
     scheme = "https" if opts.certfile else "http"
     shown = f"[{opts.host}]" if ":" in opts.host else opts.host
