@@ -155,14 +155,17 @@ def test_hybrid_fuses_fts_and_semantic_one_hit_per_message_on_a_fixed_corpus(bus
     assert [r.rank for r in results] == sorted((r.rank for r in results), reverse=True)
 
 
-def test_semantic_mode_ranks_by_cosine_and_snippets_show_the_matching_chunk(bus):
+def test_semantic_mode_ranks_by_similarity_and_snippets_show_the_matching_chunk(bus):
     with registered():
         emb.index(bus, model="test-words")
         results, _ = bus.search("pizzas without basil", mode="semantic", model="test-words")
     assert results[0].snippet.startswith("Lunch order")
     assert results[0].fts_rank is None
-    scores = [r.semantic_score for r in results]
-    assert scores == sorted(scores, reverse=True)
+    ranks = [r.rank for r in results]
+    assert ranks == sorted(ranks, reverse=True)
+    # The rank adds the thread-neighbour term; semantic_score stays the cosine itself.
+    assert all(-1.0 <= r.semantic_score <= 1.0 + 1e-6 for r in results)
+    assert any(r.rank != r.semantic_score for r in results)
 
 
 def test_topic_filter_applies_to_semantic_hits(bus):
@@ -399,3 +402,62 @@ def test_sign_bit_candidates_then_exact_scores_give_the_exact_ranking_when_all_f
     assert [r.message_id for r in pruned] == [r.message_id for r in exact]
     assert [r.semantic_score for r in pruned] == [r.semantic_score for r in exact]
     assert few[0].message_id == exact[0].message_id
+
+
+# A paraphrased question that matches the report opening a thread, not the answer after it.
+THREAD = [
+    "Friday's deploy stopped halfway through the rollout and paged on-call.",
+    "Root cause: the new image was built without the CA bundle, so TLS to Postgres broke.",
+]
+LATER = "Fixed in the Dockerfile; the rollout finished on Monday."
+DISTRACTOR = "At the end of the week we break for the summer holiday."
+WHY = "why did the release break at the end of the week"
+
+
+def _real_model_bus(db_path, thread):
+    b = Bus(load_settings(db=db_path, embeddings_autoindex=False, embed_service=False))
+    deploys, _ = b.topic_create("deploys")
+    social, _ = b.topic_create("social")
+    b.post(deploys.topic_id, "ops", [OutboxItem(content_markdown=t) for t in thread])
+    b.post(social.topic_id, "hr", [OutboxItem(content_markdown=DISTRACTOR)])
+    emb.index(b)
+    return b, deploys
+
+
+def _order(results):
+    return [r.content_markdown for r in results]
+
+
+def test_an_answer_is_found_through_the_message_it_follows_in_its_topic(db_path, monkeypatch):
+    from agent_bus.search import semantic
+
+    b, _ = _real_model_bus(db_path, [*THREAD, LATER])
+    try:
+        found, _ = b.search(WHY, mode="semantic", limit=4, include_content=True)
+        monkeypatch.setattr(semantic, "NEIGHBOUR_WEIGHT", 0.0)
+        alone, _ = b.search(WHY, mode="semantic", limit=4, include_content=True)
+    finally:
+        b.close()
+    # The answer shares no word with the question; the messages around it do.
+    assert _order(found) == [THREAD[0], LATER, THREAD[1], DISTRACTOR]
+    assert _order(alone) == [THREAD[0], DISTRACTOR, LATER, THREAD[1]]
+    answer = next(r for r in found if r.content_markdown == THREAD[1])
+    assert answer.rank > answer.semantic_score  # the cosine itself, shown unchanged
+
+
+def test_neighbours_of_messages_embedded_later_match_a_fresh_index(db_path):
+    b, deploys = _real_model_bus(db_path, THREAD)
+    try:
+        b.search(WHY, mode="semantic", limit=4)  # the vector cache now holds the first rows
+        b.post(deploys.topic_id, "ops", [OutboxItem(content_markdown=LATER)])
+        emb.index(b)
+        grown, _ = b.search(WHY, mode="semantic", limit=4, include_content=True)
+    finally:
+        b.close()
+    fresh_bus = Bus(load_settings(db=db_path, embeddings_autoindex=False, embed_service=False))
+    try:
+        fresh, _ = fresh_bus.search(WHY, mode="semantic", limit=4, include_content=True)
+    finally:
+        fresh_bus.close()
+    assert _order(grown) == _order(fresh) and len(fresh) == 4
+    assert [r.rank for r in grown] == pytest.approx([r.rank for r in fresh], abs=1e-6)

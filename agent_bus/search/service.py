@@ -244,10 +244,15 @@ def _semantic_results(
                 snippet=_excerpt(_best_chunk(row["content_markdown"], hit.chunk, settings)),
                 include_content=include_content,
                 rank=hit.score,
-                semantic_score=hit.score,
+                semantic_score=_cosine(hit),
             )
         )
     return out
+
+
+def _cosine(hit: Any) -> float:
+    """The hit's cosine similarity (its rank may include the thread-neighbour term)."""
+    return hit.score if hit.cosine is None else hit.cosine
 
 
 def _unavailable_warning(exc: EmbeddingsUnavailable) -> Warning:
@@ -351,7 +356,7 @@ def search(
         if mid in by_fts:
             result = _fts_result(by_fts[mid], include_content)
             hit = hit_of.get(mid)
-            result.semantic_score = None if hit is None else hit.score
+            result.semantic_score = None if hit is None else _cosine(hit)
         elif mid in sem:
             result = sem[mid]
             result.fts_rank = None

@@ -379,15 +379,18 @@ def vectors_after(
     return [(r[0], r[1], r[2]) for r in rows]
 
 
-def message_topics(conn: sqlite3.Connection, message_ids: Sequence[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
+def message_places(
+    conn: sqlite3.Connection, message_ids: Sequence[str]
+) -> dict[str, tuple[str, int]]:
+    """(topic_id, seq) of each message that exists."""
+    out: dict[str, tuple[str, int]] = {}
     for start in range(0, len(message_ids), 500):
         part = list(message_ids[start : start + 500])
         marks = ",".join("?" * len(part))
         for r in conn.execute(
-            f"SELECT message_id, topic_id FROM messages WHERE message_id IN ({marks})", part
+            f"SELECT message_id, topic_id, seq FROM messages WHERE message_id IN ({marks})", part
         ):
-            out[r[0]] = r[1]
+            out[r[0]] = (r[1], r[2])
     return out
 
 

@@ -47,6 +47,7 @@ WITHOUT = {
     "pruning": ("agent_bus.search.fts", "PRUNE_BUDGET_DOCS", 10**12),
     "candidates": ("agent_bus.search.semantic", "EXACT_BELOW", 10**12),
     "feedback": ("agent_bus.search.semantic", "FEEDBACK_DEPTH", 0),
+    "neighbours": ("agent_bus.search.semantic", "NEIGHBOUR_WEIGHT", 0.0),
 }
 
 
