@@ -233,31 +233,40 @@ def main() -> None:
         before = {"feedback": 3, "neighbours": 0.0}
         add("before: feedback 3, no neighbours", score(data, base, bare, before))
 
-        # 1. Multi-vector messages: sentence (or two-sentence) windows as extra rows.
-        for window in (1, 2):
-            for with_context in (True, False):
-                extra, owner = [], []
-                for i, job in enumerate(data.jobs):
-                    parts = sentences(job.content)
-                    if len(parts) < 2:
-                        continue
-                    head = context_line(job) if with_context else ""
-                    for k in range(max(1, len(parts) - window + 1)):
-                        piece = " ".join(parts[k : k + window])
-                        extra.append(f"{head}\n{piece}" if head else piece)
-                        owner.append(i)
-                started = time.perf_counter()
-                vectors = model.embed(extra)
-                seconds = time.perf_counter() - started
-                total = len(texts) + len(extra)
-                cost = (
-                    f"{total} rows ({total / len(texts):.1f}x the matrix), "
-                    f"embedding time x{1 + seconds / whole_s:.1f}"
-                )
-                ranker = Ranker(data, whole, vectors, np.array(owner))
-                for alpha in (1.0, 0.5, 0.2):
-                    name = f"sentence windows of {window}, context {with_context}, blend {alpha}"
-                    add(name, score(data, ranker, bare, {"alpha": alpha}), cost)
+        # 1. Multi-vector messages: windows of sentences as extra rows (window, stride,
+        # with the context line, fewest sentences), or the text without its context line.
+        tokens = sum(len(e.ids) for e in model.tokenizer.encode_batch(texts))
+        specs = [(1, 1, True, 2), (1, 1, False, 2), (2, 1, True, 2), (2, 1, False, 2)]
+        specs += [(2, 2, False, 2), (2, 1, False, 3), (3, 2, False, 3), (0, 0, False, 1)]
+        for window, stride, with_context, fewest in specs:
+            extra, owner = [], []
+            for i, job in enumerate(data.jobs):
+                parts = sentences(job.content) if window else [job.content]
+                if len(parts) < fewest:
+                    continue
+                head = context_line(job) if with_context else ""
+                starts = range(0, max(1, len(parts) - window + 1), stride) if window else [0]
+                for k in starts:
+                    piece = " ".join(parts[k : k + window]) if window else job.content
+                    extra.append(f"{head}\n{piece}" if head else piece)
+                    owner.append(i)
+            started = time.perf_counter()
+            vectors = model.embed(extra)
+            seconds = time.perf_counter() - started
+            more = sum(len(e.ids) for e in model.tokenizer.encode_batch(extra))
+            total = len(texts) + len(extra)
+            cost = (
+                f"{total / len(texts):.1f}x the rows, {(tokens + more) / tokens:.2f}x the tokens"
+                f" (embedding time x{1 + seconds / whole_s:.1f})"
+            )
+            ranker = Ranker(data, whole, vectors, np.array(owner))
+            if window:
+                kind = f"windows of {window} sentences, stride {stride}, context {with_context}"
+                kind += f", messages of >= {fewest} sentences"
+            else:
+                kind = "the text without its context line as a second vector"
+            for alpha in (1.0, 0.5):
+                add(f"{kind}, blend {alpha}", score(data, ranker, bare, {"alpha": alpha}), cost)
 
         # 2. Query side: a neutral context line like the documents', bare and lined mixed.
         for line in ("question", "message", "discussion · question"):
