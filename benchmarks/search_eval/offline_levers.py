@@ -169,6 +169,15 @@ def score(
     return out
 
 
+def _token_states(model: Any, text: str) -> tuple[Any, list[tuple[int, int]]]:
+    """The model's last hidden states for one text, and each token's character span."""
+    encoding = model.tokenizer.encode(text)
+    ids = np.array([encoding.ids])
+    feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": 0 * ids}
+    (hidden,) = model.session.run(None, feeds)
+    return hidden[0], encoding.offsets
+
+
 class Expander:
     """Query words' nearest whole words by the model's input token embeddings."""
 
@@ -267,6 +276,37 @@ def main() -> None:
                 kind = "the text without its context line as a second vector"
             for alpha in (1.0, 0.5):
                 add(f"{kind}, blend {alpha}", score(data, ranker, bare, {"alpha": alpha}), cost)
+
+        # 1b. The same windows pooled from the whole-message pass (no extra model run):
+        # the mean of the window's token states, as the model pools a whole text.
+        states = [_token_states(model, text) for text in texts]
+        for window in (0, 1, 2):
+            extra, owner = [], []
+            passes = zip(data.jobs, texts, states, strict=True)
+            for i, (job, text, (hidden, offsets)) in enumerate(passes):
+                start = len(text) - len(job.content)  # where the text follows its context line
+                spans = [(start, len(text))] if window == 0 else []
+                parts = sentences(job.content) if window else []
+                if len(parts) >= 2:
+                    at, places = 0, []
+                    for part in parts:
+                        found = job.content.find(part, at)
+                        places.append((start + found, start + found + len(part)))
+                        at = found + len(part)
+                    for k in range(max(1, len(places) - window + 1)):
+                        spans.append((places[k][0], places[min(k + window, len(places)) - 1][1]))
+                for a, b in spans:
+                    picked = [t for t, (x, y) in enumerate(offsets) if y > x and x >= a and y <= b]
+                    if picked:
+                        vec = hidden[picked].mean(axis=0)
+                        extra.append(vec / np.linalg.norm(vec))
+                        owner.append(i)
+            ranker = Ranker(data, whole, np.array(extra, np.float32), np.array(owner))
+            kind = f"windows of {window} sentences" if window else "the text without its line"
+            cost = f"{(len(texts) + len(extra)) / len(texts):.1f}x the rows, no extra model run"
+            for alpha in (1.0, 0.5):
+                name = f"{kind} pooled from the whole-message pass, blend {alpha}"
+                add(name, score(data, ranker, bare, {"alpha": alpha}), cost)
 
         # 2. Query side: a neutral context line like the documents', bare and lined mixed.
         for line in ("question", "message", "discussion · question"):
