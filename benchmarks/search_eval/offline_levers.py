@@ -64,6 +64,7 @@ class LoadedSet:
             if job.topic_id in last:
                 self.prev[i], self.next[last[job.topic_id]] = last[job.topic_id], i
             last[job.topic_id] = i
+        self.topic_rows = [np.flatnonzero(topic_of == t) for t in sorted(set(topic_of))]
         self._fts: dict[tuple[str, str | None], list[tuple[str, float]]] = {}
 
     def fts_ranked(self, query: str, topic: str | None) -> list[tuple[str, float]]:
@@ -79,6 +80,11 @@ class LoadedSet:
 
             self._fts[key] = [(self.to_label[m], s) for m, s in self.bus.read(rank)]
         return self._fts[key]
+
+
+def _step(links: Any, again: Any) -> Any:
+    """Two steps along a neighbour link (-1 stays -1)."""
+    return np.where(links >= 0, again[np.maximum(links, 0)], -1)
 
 
 def sentences(text: str) -> list[str]:
@@ -108,27 +114,50 @@ class Ranker:
             s = (1 - alpha) * s + alpha * best
         return s
 
-    def neighbours(self, s: Any, weight: float) -> Any:
-        if not weight:
-            return s
+    def neighbours(self, s: Any, knobs: dict[str, Any]) -> Any:
+        """The neighbour term as shipped (mean of seq - 1 and seq + 1, weight 0.3), or a
+        variant: other weights before / after, the max, two on each side, a topic term."""
+        weight = knobs.get("neighbours", 0.3)
         d = self.data
-        near = np.stack([d.prev, d.next])
-        have = near >= 0
-        cos = np.where(have, s[np.where(have, near, 0)], 0.0)
-        return s + weight * cos.sum(axis=0) / np.maximum(have.sum(axis=0), 1)
+        out = s
+        if weight:
+            sides = [d.prev, d.next]
+            weights = [knobs.get("before", weight), knobs.get("after", weight)]
+            if knobs.get("reach", 1) == 2:
+                sides += [_step(d.prev, d.prev), _step(d.next, d.next)]
+                weights += weights
+            near = np.stack(sides)
+            have = near >= 0
+            cos = np.where(have, s[np.where(have, near, 0)], np.nan)
+            if knobs.get("form") == "max":
+                out = s + weight * np.nan_to_num(np.nanmax(np.where(have, cos, -np.inf), axis=0))
+            else:
+                weighted = np.nan_to_num(cos) * np.array(weights)[:, None]
+                out = s + weighted.sum(axis=0) / np.maximum(have.sum(axis=0), 1)
+        topic = knobs.get("topic", 0.0)
+        if topic:
+            out = out.copy()
+            for rows in d.topic_rows:
+                out[rows] += topic * np.sort(s[rows])[-3:].mean()
+        return out
 
     def rank(self, vectors: list[Any], valid: Any, knobs: dict[str, Any]) -> list[int]:
-        alpha, weight = knobs.get("alpha", 0.0), knobs.get("neighbours", 0.3)
+        alpha = knobs.get("alpha", 0.0)
         depth, fb_weight = knobs.get("feedback", 2), knobs.get("feedback_weight", 0.5)
         combined = []
         for vector in vectors:
-            s = self.neighbours(self.scores(vector, alpha), weight)
+            s = self.neighbours(self.scores(vector, alpha), knobs)
             if depth:
                 first = np.where(valid, s, -np.inf)
                 top = np.argpartition(-first, depth - 1)[:depth]
-                moved = vector + fb_weight * self.whole[top].mean(axis=0)
+                centre = self.whole[top].mean(axis=0)
+                around = [j for t in top for j in (self.data.prev[t], self.data.next[t]) if j >= 0]
+                if knobs.get("feedback_neighbours") and around:
+                    centre = centre + knobs["feedback_neighbours"] * self.whole[around].mean(axis=0)
+                    centre = centre / 2
+                moved = vector + fb_weight * centre
                 moved = moved / np.linalg.norm(moved)
-                s = self.neighbours(self.scores(moved, alpha), weight)
+                s = self.neighbours(self.scores(moved, alpha), knobs)
             combined.append(s)
         stack = np.vstack(combined)
         s = stack.max(axis=0) if knobs.get("combine") == "max" else stack.mean(axis=0)
@@ -241,6 +270,21 @@ def main() -> None:
         add("shipped (numpy copy)", score(data, base, bare, {}))
         before = {"feedback": 3, "neighbours": 0.0}
         add("before: feedback 3, no neighbours", score(data, base, bare, before))
+
+        # 4. Other forms of the neighbour term (the shipped one is the mean, 0.3, one a side).
+        forms = [
+            {"before": 0.4, "after": 0.2},
+            {"before": 0.2, "after": 0.4},
+            {"form": "max"},
+            {"form": "max", "neighbours": 0.2},
+            {"reach": 2},
+            {"reach": 2, "form": "max"},
+            {"neighbours": 0.0, "topic": 0.3},
+            {"topic": 0.1},
+            {"feedback_neighbours": 0.5},
+        ]
+        for knobs in forms:
+            add(f"neighbour term {knobs}", score(data, base, bare, knobs))
 
         # 1. Multi-vector messages: windows of sentences as extra rows (window, stride,
         # with the context line, fewest sentences), or the text without its context line.
