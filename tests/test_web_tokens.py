@@ -375,6 +375,11 @@ async def test_a_topic_limited_token_finds_nothing_outside_its_topic(scoped, bus
         "/agent_bus/messages_fts.json?_search=done",
         "/agent_bus.json?sql=select+content_markdown+from+messages",
         "/agent_bus?sql=select+name+from+topics",
+        "/.json",
+        "/-/databases.json",
+        "/-/metadata.json",
+        "/-/settings.json",
+        "/-/threads.json",
     ],
 )
 async def test_a_topic_limited_token_gets_no_raw_tables_or_sql(scoped, path):
@@ -383,6 +388,13 @@ async def test_a_topic_limited_token_gets_no_raw_tables_or_sql(scoped, path):
         response = await ds.client.get(path, **credentials)
         assert response.status_code == 403, (path, credentials)
         assert "All done" not in response.text and "release-checklist" not in response.text
+
+
+async def test_a_remote_ui_names_the_database_file_but_not_where_it_lives(scoped, bus_file):
+    listed = await scoped["ds"].client.get("/-/agent-bus.json", cookies=scoped["jar"])
+    (entry,) = listed.json()["databases"]
+    assert entry["path"] == bus_file[0].name
+    assert str(bus_file[0].parent) not in listed.text
 
 
 async def test_a_topic_limited_token_may_not_rename_or_delete_or_create_elsewhere(

@@ -57,7 +57,16 @@ def prepare_connection(conn: sqlite3.Connection) -> None:
 
 # What Datasette's own views do with a database; none can be limited to some topics.
 RAW_ACTIONS = frozenset(
-    {"view-database", "view-database-download", "view-table", "view-query", "execute-sql"}
+    {
+        "view-database",
+        "view-database-download",
+        "view-table",
+        "view-query",
+        "execute-sql",
+        # Datasette's instance pages (/, /-/databases, /-/settings, /-/threads …): they
+        # show file paths, sizes and table counts of every database.
+        "view-instance",
+    }
 )
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from datasette.utils.asgi import Response
 
+from .. import auth
 from ..state import bus_databases
 from .common import base, json_response, page, wants_json
 from .envelopes import DatabaseEntry, HomeOutput
@@ -14,10 +16,11 @@ from .envelopes import DatabaseEntry, HomeOutput
 async def home(datasette: Any, request: Any) -> Response:
     dbs = await bus_databases(datasette)
     if wants_json(request):
+        remote = auth.require_token(datasette)  # people elsewhere need no path on this disk
         entries = [
             DatabaseEntry(
                 name=d.name,
-                path=d.path,
+                path=Path(d.path).name if remote else d.path,
                 schema_version=d.version,
                 url=base(datasette, d),
                 problem=d.problem,
