@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent_bus.hooks.contracts import HOOK_MAX_BLOCKS_DEFAULT, HOOK_WAIT_SECONDS_DEFAULT
@@ -138,6 +138,15 @@ class BusSettings(BaseSettings):
         description=(
             "How long a semantic search waits for a starting embedding service before it "
             "embeds the query in its own process."
+        ),
+    )
+    web_secret: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description=(
+            "The key the web UI signs its session and CSRF cookies with; set it (32+ random "
+            "characters) so people stay signed in across restarts of `agent-bus web`. "
+            "Default: a new random key at each start."
         ),
     )
     web_name: str | None = Field(

@@ -106,6 +106,7 @@ def build_datasette(
             path.stem, base_url, anonymous_writes=anonymous_writes, require_token=require_token
         ),
         settings={"base_url": base_url},
+        secret=settings.web_secret.get_secret_value() if settings.web_secret else None,
     )
 
 

@@ -248,6 +248,11 @@ def test_config_show_names_each_setting_and_its_source(db_path) -> None:
     assert rows["max_sync_items"]["source"] == "default"
     text = ok(None, "config", "show", env={"AGENT_BUS_DB": str(db_path)})
     assert "AGENT_BUS_DB" in text and "(env AGENT_BUS_DB)" in text
+    secret = {"AGENT_BUS_WEB_SECRET": "s3cr3t" * 8}
+    for args in (("--json",), ()):
+        shown = ok(db_path, "config", "show", *args, env=secret)
+        assert "s3cr3t" not in shown and "**********" in shown
+    fails(db_path, "config", "show", env={"AGENT_BUS_WEB_SECRET": "short"}, code="INVALID_ARGUMENT")
 
 
 def test_db_commands_report_path_stats_and_a_passing_check(bus, db_path, tmp_path) -> None:

@@ -228,6 +228,29 @@ async def test_a_login_form_without_its_csrf_token_is_refused(remote, bus_file):
     assert "ab_session" not in response.cookies
 
 
+async def test_a_fixed_web_secret_keeps_people_signed_in_across_restarts(bus_file, data):
+    _, token = make_token(bus_file[0])
+    fixed = {"web_secret": "k" * 40}
+
+    async def restarted(**extra: Any) -> Any:
+        instance = build_datasette(
+            BusSettings(db=bus_file[0], **extra), anonymous_writes=False, require_token=True
+        )
+        await instance.invoke_startup()
+        return instance
+
+    for extra, kept in ((fixed, True), ({}, False)):
+        first = await restarted(**extra)
+        jar = await session(first, token)
+        close_plugin(first)
+        second = await restarted(**extra)
+        try:
+            response = await second.client.get(f"{ROOT}.json", cookies=jar)
+            assert (response.status_code == 200) is kept, (extra, response.status_code)
+        finally:
+            close_plugin(second)
+
+
 async def test_signing_out_ends_the_session(remote, bus_file):
     _, token = make_token(bus_file[0])
     jar = await session(remote, token)

@@ -8,11 +8,21 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from pydantic import SecretStr
 
 from agent_bus.cli._common import DbOption, JsonOption, db_override, echo, emit_json
 from agent_bus.settings import BusSettings, load_settings
 
 ENV_PREFIX = "AGENT_BUS_"
+
+
+def _shown(value: Any) -> Any:
+    """Paths as text; secrets masked (``**********``), never printed."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, SecretStr):
+        return str(value)
+    return value
 
 
 def effective_settings(db: Path | None = None) -> list[dict[str, Any]]:
@@ -33,7 +43,7 @@ def effective_settings(db: Path | None = None) -> list[dict[str, Any]]:
         rows.append(
             {
                 "name": name,
-                "value": str(value) if isinstance(value, Path) else value,
+                "value": _shown(value),
                 "env": var,
                 "source": source,
                 "description": field.description,
