@@ -352,8 +352,7 @@ def verify(db: Handle, token: str, *, now: float | None = None) -> TokenInfo | N
     row = db.read(lambda c: store.get(c, token_id))
     if row is None or not hmac.compare_digest(row["secret_hash"], hash_secret(token)):
         return None
-    info = _info(row)
-    return info if info.status(now) == "active" else None
+    return _if_active(row, now)
 
 
 def active(db: Handle, token_id: object, *, now: float | None = None) -> TokenInfo | None:
@@ -365,8 +364,10 @@ def active(db: Handle, token_id: object, *, now: float | None = None) -> TokenIn
     if not isinstance(token_id, str) or not _TOKEN_ID.match(token_id):
         return None
     row = db.read(lambda c: store.get(c, token_id))
-    if row is None:
-        return None
+    return None if row is None else _if_active(row, now)
+
+
+def _if_active(row: Any, now: float | None) -> TokenInfo | None:
     info = _info(row)
     return info if info.status(now) == "active" else None
 
