@@ -11,6 +11,8 @@ from datetime import datetime
 
 MISSING = "-"
 DATE_AFTER_DAYS = 30
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+"""Seconds per unit of the durations people type (``--expires 30d``, ``--since 2h``)."""
 
 
 def ago(ts: float | None, now: float | None = None) -> str:

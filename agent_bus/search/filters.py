@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agent_bus.errors import InvalidArgument
+from agent_bus.timefmt import UNIT_SECONDS
 
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def parse_time(value: object, field: str) -> float | None:
             pass
         ago = _AGO.match(text)
         if ago is not None:
-            return time.time() - float(ago.group(1)) * _UNIT_SECONDS[ago.group(2)]
+            return time.time() - float(ago.group(1)) * UNIT_SECONDS[ago.group(2)]
         try:
             parsed = datetime.fromisoformat(text)
         except ValueError:

@@ -22,6 +22,7 @@ from typing import Any, Protocol, TypeVar
 
 from agent_bus.errors import Forbidden, InvalidArgument, TopicAmbiguous, TopicNotFound
 from agent_bus.store import tokens as store
+from agent_bus.timefmt import UNIT_SECONDS
 
 T = TypeVar("T")
 
@@ -29,7 +30,6 @@ TOKEN_PREFIX = "agb"
 MAX_LABEL = 100
 MAX_SCOPE_ENTRIES = 100
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _TOKEN_ID = re.compile(r"^tk[0-9a-f]{8}$")
 
 
@@ -236,7 +236,7 @@ def parse_duration(text: object) -> float:
         raise InvalidArgument(
             f"expiry must look like 30d, 12h, 45m, 2w or 90s (got {text!r})", field="expires"
         )
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    return int(match.group(1)) * UNIT_SECONDS[match.group(2)]
 
 
 def _clean_list(values: Iterable[object] | None, field: str) -> list[str] | None:
