@@ -44,10 +44,6 @@ class StartupRefused(InvalidArgument):
     """The server would start unsafely (a public bind, half a TLS pair) or cannot listen."""
 
 
-class NoTokenForRemote(TokenRequired):
-    """A non-loopback bind with no usable access token."""
-
-
 @dataclass
 class HttpOptions:
     host: str = "127.0.0.1"
@@ -126,14 +122,15 @@ def transport_security(opts: HttpOptions) -> TransportSecuritySettings:
 
 
 def check_startup(opts: HttpOptions, usable_tokens: int) -> bool:
-    """Whether tokens are required; raises `StartupRefused` for an unsafe start."""
+    """Whether tokens are required; raises `StartupRefused` for an unsafe start and
+    `TokenRequired` for a non-loopback bind without a usable token."""
     if not is_loopback(opts.host) and not opts.allow_remote:
         raise StartupRefused(
             f"{opts.host} is not a loopback address: pass --allow-remote to serve other "
             "machines (tokens required), or bind 127.0.0.1."
         )
     if not is_loopback(opts.host) and usable_tokens == 0:
-        raise NoTokenForRemote(
+        raise TokenRequired(
             "a non-loopback bind needs at least one access token: create one with "
             "`agent-bus tokens create LABEL` and give it to the remote agent."
         )
@@ -209,7 +206,7 @@ def serve_http(settings: BusSettings, opts: HttpOptions) -> int:
         bus.ensure_ready()
         require_tokens = check_startup(opts, access.usable_count(bus))
         sock = _bind(opts)
-    except (StartupRefused, NoTokenForRemote) as exc:
+    except (StartupRefused, TokenRequired) as exc:
         bus.close()
         print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
         return 1
