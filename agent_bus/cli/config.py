@@ -18,11 +18,7 @@ ENV_PREFIX = "AGENT_BUS_"
 
 def _shown(value: Any) -> Any:
     """Paths as text; secrets masked (``**********``), never printed."""
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, SecretStr):
-        return str(value)
-    return value
+    return str(value) if isinstance(value, Path | SecretStr) else value
 
 
 def effective_settings(db: Path | None = None) -> list[dict[str, Any]]:
