@@ -30,6 +30,7 @@ from markupsafe import Markup, escape
 
 from . import auth, render, views
 from . import metadata as bus_metadata
+from .access import claims_of
 from .state import bus_databases, known_bus_names, state
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -83,8 +84,8 @@ def actor_from_request(datasette: Any, request: Any) -> dict[str, Any] | None:
 
 @hookimpl(trylast=True)  # called last, so our refusal is the answer Datasette keeps
 def permission_allowed(datasette: Any, actor: Any, action: str, resource: Any) -> bool | None:
-    claims = actor.get("agent_bus") if isinstance(actor, dict) else None
-    if isinstance(claims, dict) and claims.get("topics") is not None and action in RAW_ACTIONS:
+    claims = claims_of(actor)
+    if claims is not None and claims.get("topics") is not None and action in RAW_ACTIONS:
         return False
     return None
 

@@ -43,11 +43,17 @@ def from_this_machine(request: Any) -> bool:
         return False
 
 
+def claims_of(actor: Any) -> dict[str, Any] | None:
+    """The ``agent_bus`` claims of a Datasette actor (token actors carry them), or None."""
+    claims = actor.get("agent_bus") if isinstance(actor, dict) else None
+    return claims if isinstance(claims, dict) else None
+
+
 def actor_may_write(datasette: Any, actor: dict[str, Any] | None, *, local: bool = True) -> bool:
     """Whether ``actor`` (Datasette's actor dict, or None) may change the bus; ``local``:
     the request comes from a loopback address."""
-    scope = actor.get("agent_bus") if actor is not None else None
-    if isinstance(scope, dict):
+    scope = claims_of(actor)
+    if scope is not None:
         if "read_only" in scope:  # a token's scope, as ``service.access.Scope`` spells it
             return scope["read_only"] is False
         return scope.get("write") is True
@@ -60,9 +66,8 @@ def can_write(datasette: Any, request: Any) -> bool:
 
 def scope_of(request: Any) -> Scope:
     """The `Scope` of the request's actor: a token's agents and topics, else unrestricted."""
-    actor = request.actor
-    claims = actor.get("agent_bus") if isinstance(actor, dict) else None
-    if not isinstance(claims, dict):
+    claims = claims_of(request.actor)
+    if claims is None:
         return UNRESTRICTED
     return Scope.from_claims(claims.get("token_id"), claims)
 

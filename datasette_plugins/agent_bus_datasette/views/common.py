@@ -23,7 +23,7 @@ from agent_bus.errors import (
 from agent_bus.models import ErrorInfo, Output, Topic
 from agent_bus.service.access import Scope
 
-from ..access import scope_of
+from ..access import claims_of, scope_of
 from ..state import BusDatabase, find, state
 
 logger = logging.getLogger(__name__)
@@ -183,8 +183,8 @@ async def open_bus(datasette: Any, request: Any) -> tuple[BusDatabase, Any]:
     db = await find(datasette, request.url_vars["database"])
     if db is None:
         raise NotFound(NO_DB)
-    claims = request.actor.get("agent_bus") if isinstance(request.actor, dict) else None
-    if isinstance(claims, dict) and claims.get("database") not in (None, db.name):
+    claims = claims_of(request.actor)
+    if claims is not None and claims.get("database") not in (None, db.name):
         raise Forbidden(f"token {claims.get('token_id')} belongs to another bus database")
     if db.problem:
         raise SchemaMismatch(db.problem)
