@@ -243,7 +243,7 @@ class VectorIndex:
         missing = have & np.isnan(cos)
         if missing.any():
             cos[missing] = matrix[near[missing]] @ vector
-        return NEIGHBOUR_WEIGHT * cos.sum(axis=0) / np.maximum(have.sum(axis=0), 1)
+        return _mean_term(cos, have)
 
     def vector_of(self, message_ids: list[str]) -> Any:
         """The mean of the stored vectors of these messages' chunks (unit length), or None."""
@@ -384,8 +384,15 @@ def _plus_neighbours(cosines: Any, near: Any, count: int) -> Any:
     if near is None:
         return cosines[:count]
     have = near >= 0
-    around = np.where(have, cosines[np.maximum(near, 0)], 0.0).sum(axis=0)
-    return cosines[:count] + NEIGHBOUR_WEIGHT * around / np.maximum(have.sum(axis=0), 1)
+    return cosines[:count] + _mean_term(np.where(have, cosines[np.maximum(near, 0)], 0.0), have)
+
+
+def _mean_term(cos: Any, have: Any) -> Any:
+    """NEIGHBOUR_WEIGHT x the mean of each column's neighbour cosines (rows: before, after;
+    ``cos`` is 0 where ``have`` is false; 0 for a message with no neighbour)."""
+    import numpy as np
+
+    return NEIGHBOUR_WEIGHT * cos.sum(axis=0) / np.maximum(have.sum(axis=0), 1)
 
 
 def _place(code: int, seq: int) -> int:
