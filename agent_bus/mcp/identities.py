@@ -28,7 +28,7 @@ class Identities:
         self._names: dict[tuple[int, str], dict[str, str]] = {}
         # Which client session this process serves, for `agent-bus hook` (session bindings).
         self.bindings = BindingRecorder()
-        # connection key -> a weak (or, for an object without weakrefs, strong) reference
+        # connection key -> a weak reference to the SDK connection (a strong one otherwise)
         self._connections: dict[int, Callable[[], Any]] = {}
         self.on_join: list[Callable[[], None]] = []
         self.on_forget: list[Callable[[int], None]] = []
