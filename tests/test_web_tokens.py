@@ -5,6 +5,7 @@ and written, in our pages, their JSON and Datasette's own tables and SQL."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import subprocess
@@ -52,30 +53,29 @@ def bearer(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
 
 
-async def started(path: Path, *, remote: bool) -> Any:
+@contextlib.asynccontextmanager
+async def serving(path: Path, *, remote: bool, **settings: Any) -> AsyncIterator[Any]:
+    """A started web UI on the bus at ``path`` (remote: every request needs a token)."""
     instance = build_datasette(
-        BusSettings(db=path), anonymous_writes=not remote, require_token=remote
+        BusSettings(db=path, **settings), anonymous_writes=not remote, require_token=remote
     )
     await instance.invoke_startup()
-    return instance
+    try:
+        yield instance
+    finally:
+        close_plugin(instance)
 
 
 @pytest.fixture
 async def remote(bus_file) -> AsyncIterator[Any]:
-    instance = await started(bus_file[0], remote=True)
-    try:
+    async with serving(bus_file[0], remote=True) as instance:
         yield instance
-    finally:
-        close_plugin(instance)
 
 
 @pytest.fixture
 async def local(bus_file) -> AsyncIterator[Any]:
-    instance = await started(bus_file[0], remote=False)
-    try:
+    async with serving(bus_file[0], remote=False) as instance:
         yield instance
-    finally:
-        close_plugin(instance)
 
 
 async def sign_in(ds: Any, token: str, next_path: str = f"{ROOT}") -> Any:
@@ -168,8 +168,7 @@ async def test_wrong_revoked_and_expired_tokens_get_401_remote_or_local(bus_file
         )
     _, good = make_token(path)
     wrong = good[:-2] + ("AA" if not good.endswith("AA") else "BB")
-    ds = await started(path, remote=remote_ui)
-    try:
+    async with serving(path, remote=remote_ui) as ds:
         for token in (wrong, revoked, expired, "agb_tk00000000_nope", "not-a-token"):
             response = await ds.client.get(f"{ROOT}.json", headers=bearer(token))
             assert response.status_code == 401, token
@@ -178,8 +177,6 @@ async def test_wrong_revoked_and_expired_tokens_get_401_remote_or_local(bus_file
         login = await sign_in(ds, revoked)
         assert login.status_code == 401 and "TOKEN_REQUIRED" in login.text
         assert "ab_session" not in login.cookies
-    finally:
-        close_plugin(ds)
 
 
 async def test_a_loopback_ui_needs_no_token(local, data):
@@ -232,23 +229,12 @@ async def test_a_fixed_web_secret_keeps_people_signed_in_across_restarts(bus_fil
     _, token = make_token(bus_file[0])
     fixed = {"web_secret": "k" * 40}
 
-    async def restarted(**extra: Any) -> Any:
-        instance = build_datasette(
-            BusSettings(db=bus_file[0], **extra), anonymous_writes=False, require_token=True
-        )
-        await instance.invoke_startup()
-        return instance
-
     for extra, kept in ((fixed, True), ({}, False)):
-        first = await restarted(**extra)
-        jar = await session(first, token)
-        close_plugin(first)
-        second = await restarted(**extra)
-        try:
+        async with serving(bus_file[0], remote=True, **extra) as first:
+            jar = await session(first, token)
+        async with serving(bus_file[0], remote=True, **extra) as second:
             response = await second.client.get(f"{ROOT}.json", cookies=jar)
             assert (response.status_code == 200) is kept, (extra, response.status_code)
-        finally:
-            close_plugin(second)
 
 
 async def test_signing_out_ends_the_session(remote, bus_file):
