@@ -112,3 +112,30 @@ async def call_error(session: ClientSession, tool: str, **arguments: Any) -> dic
 
 def text_of(result: Any) -> str:
     return "\n".join(getattr(c, "text", "") for c in result.content)
+
+
+def make_token(db: Path, label: str = "t", **scope: Any) -> tuple[str, str]:
+    """(public id, secret) of a new access token on the bus at ``db`` (created if missing)."""
+    from agent_bus.bus import Bus
+    from agent_bus.service import access
+    from agent_bus.settings import load_settings
+
+    bus = Bus(load_settings(db=db))
+    try:
+        bus.ensure_ready()
+        info, token = access.create(bus, label, **scope)
+    finally:
+        bus.close()
+    return info.token_id, token
+
+
+def revoke_token(db: Path, token_id: str) -> None:
+    from agent_bus.bus import Bus
+    from agent_bus.service import access
+    from agent_bus.settings import load_settings
+
+    bus = Bus(load_settings(db=db))
+    try:
+        access.revoke(bus, token_id)
+    finally:
+        bus.close()

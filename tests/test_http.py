@@ -23,10 +23,9 @@ from http_server import (
 )
 
 from agent_bus.bus import Bus
-from agent_bus.service import access
 from agent_bus.settings import load_settings
 
-from conftest import call, call_error, spawn
+from conftest import call, call_error, make_token, revoke_token, spawn
 
 pytestmark = pytest.mark.anyio
 
@@ -42,24 +41,6 @@ def _waiting(db: Path, topic_id: str, agent: str) -> bool:
 
 async def _until_waiting(db: Path, topic_id: str, agent: str) -> None:
     await anyio.to_thread.run_sync(lambda: wait_until(lambda: _waiting(db, topic_id, agent), 60))
-
-
-def make_token(db: Path, label: str = "t", **scope) -> tuple[str, str]:
-    bus = Bus(load_settings(db=db))
-    try:
-        bus.ensure_ready()
-        info, token = access.create(bus, label, **scope)
-    finally:
-        bus.close()
-    return info.token_id, token
-
-
-def revoke(db: Path, token_id: str) -> None:
-    bus = Bus(load_settings(db=db))
-    try:
-        access.revoke(bus, token_id)
-    finally:
-        bus.close()
 
 
 def message_count(db: Path) -> int:
@@ -82,7 +63,7 @@ async def test_revoked_and_expired_tokens_get_401(db_path) -> None:
     dead_id, dead = make_token(db_path, "dead")
     _, expired = make_token(db_path, "short", expires_in=1)
     _, good = make_token(db_path, "good")
-    revoke(db_path, dead_id)
+    revoke_token(db_path, dead_id)
     with sqlite3.connect(db_path) as conn:  # expired an hour ago, without waiting for it
         conn.execute("UPDATE access_tokens SET expires_at = expires_at - 3600 WHERE label='short'")
     with http_server(db_path) as srv:
@@ -227,7 +208,7 @@ async def test_revocation_takes_effect_on_the_next_request_mid_session(db_path) 
     with http_server(db_path) as srv:
         async with http_session(srv.url, token) as s:
             await call(s, "ping")
-            revoke(db_path, token_id)
+            revoke_token(db_path, token_id)
             with pytest.raises(Exception):  # noqa: B017 - the client reports the 401 its own way
                 with anyio.fail_after(30):
                     await s.call_tool("ping", {})

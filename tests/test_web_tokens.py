@@ -6,6 +6,7 @@ and written, in our pages, their JSON and Datasette's own tables and SQL."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
 import subprocess
@@ -25,28 +26,17 @@ from agent_bus.service import access
 from agent_bus.settings import BusSettings
 from agent_bus.web import build_datasette
 
+import conftest
+from conftest import revoke_token
+
 pytestmark = pytest.mark.anyio
 
 LOGIN = "/-/agent-bus/-/login"
 HTML = {"accept": "text/html,application/xhtml+xml"}
 
 
-def make_token(path: Path, **scope: Any) -> tuple[str, str]:
-    """(token id, secret) of a new token on the bus at ``path``."""
-    bus = Bus(BusSettings(db=path))
-    try:
-        info, token = access.create(bus, scope.pop("label", "colleague"), **scope)
-        return info.token_id, token
-    finally:
-        bus.close()
-
-
-def revoke(path: Path, token_id: str) -> None:
-    bus = Bus(BusSettings(db=path))
-    try:
-        access.revoke(bus, token_id)
-    finally:
-        bus.close()
+# A token as the bus's owner makes one for a colleague (the label shows on the page).
+make_token = functools.partial(conftest.make_token, label="colleague")
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -159,7 +149,7 @@ async def test_posting_without_a_token_stores_nothing(remote, bus_file, data):
 async def test_wrong_revoked_and_expired_tokens_get_401_remote_or_local(bus_file, remote_ui):
     path = bus_file[0]
     revoked_id, revoked = make_token(path)
-    revoke(path, revoked_id)
+    revoke_token(path, revoked_id)
     expired_id, expired = make_token(path, expires_in=3600)
     with sqlite3.connect(path) as conn:  # its hour is over
         conn.execute(
@@ -261,7 +251,7 @@ async def test_revoking_the_token_ends_a_signed_in_session_at_the_next_request(
     jar = await session(remote, token)
     tid = data["review"].topic_id
     assert (await remote.client.get(f"{ROOT}/topics/{tid}.json", cookies=jar)).status_code == 200
-    revoke(bus_file[0], token_id)
+    revoke_token(bus_file[0], token_id)
     page = await remote.client.get(f"{ROOT}/topics/{tid}", cookies=jar, headers=HTML)
     assert page.status_code == 302
     assert parse_qs(urlsplit(page.headers["location"]).query)["ended"] == ["1"]
