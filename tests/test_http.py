@@ -23,6 +23,7 @@ from http_server import (
 )
 
 from agent_bus.bus import Bus
+from agent_bus.service import access
 from agent_bus.settings import load_settings
 
 from conftest import call, call_error, make_token, revoke_token, spawn
@@ -79,6 +80,12 @@ async def test_the_secret_never_appears_in_the_access_log(db_path) -> None:
             await call(s, "ping")
         wait_until(lambda: f"token={token_id}" in srv.log)
         assert token not in srv.log and token.split("_", 2)[2] not in srv.log
+    bus = Bus(load_settings(db=db_path))
+    try:
+        (info,) = access.list_tokens(bus)
+    finally:
+        bus.close()
+    assert info.last_used_at is not None  # `tokens list` shows the use
 
 
 async def test_a_scoped_token_cannot_act_as_another_agent_or_see_another_topic(db_path) -> None:

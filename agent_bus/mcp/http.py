@@ -13,13 +13,11 @@ access log without secrets.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 import signal
 import socket
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +34,6 @@ from agent_bus.settings import BusSettings
 logger = logging.getLogger("agent_bus.http")
 
 MCP_PATH = "/mcp"
-TOUCH_EVERY_SECONDS = 60.0
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
@@ -73,7 +70,7 @@ class BusTokenVerifier:
 
     def __init__(self, bus: Any) -> None:
         self.bus = bus
-        self._touched: dict[str, float] = {}
+        self._last_use = access.LastUse()
 
     async def verify_token(self, token: str) -> AccessToken | None:
         if access.token_id_of(token) is None:
@@ -81,11 +78,8 @@ class BusTokenVerifier:
         info = await self.bus.run(access.verify, self.bus, token)
         if info is None:
             return None
-        now = time.monotonic()
-        if now - self._touched.get(info.token_id, -TOUCH_EVERY_SECONDS) >= TOUCH_EVERY_SECONDS:
-            self._touched[info.token_id] = now
-            with contextlib.suppress(Exception):  # last-use bookkeeping never fails a request
-                await self.bus.run(access.touch, self.bus, info.token_id)
+        if self._last_use.due(info.token_id):
+            await self.bus.run(self._last_use.record, self.bus, info.token_id)
         return AccessToken(
             token=info.token_id,
             client_id=info.token_id,

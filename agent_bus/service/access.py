@@ -11,6 +11,7 @@ without tokens, the local CLI) get `UNRESTRICTED`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import re
@@ -373,6 +374,31 @@ def _if_active(row: Any, now: float | None) -> TokenInfo | None:
 
 
 def touch(db: Handle, token_id: str) -> None:
-    """Record use (the HTTP door calls this at most once a minute per token)."""
+    """Record use (the doors call this through `LastUse`, at most once a minute per token)."""
     now = time.time()
     db.write(lambda c: store.touch(c, token_id, now))
+
+
+class LastUse:
+    """When each token was last used, written at most once per ``every`` seconds.
+
+    `tokens list` shows it; a door that checks a token on every request must not write
+    on every request, and bookkeeping never fails a request.
+    """
+
+    def __init__(self, every: float = 60.0) -> None:
+        self.every = every
+        self._written: dict[str, float] = {}
+
+    def due(self, token_id: str) -> bool:
+        """True (and counted as written) when ``token_id`` has not been recorded lately."""
+        now = time.monotonic()
+        if now - self._written.get(token_id, -self.every) < self.every:
+            return False
+        self._written[token_id] = now
+        return True
+
+    @staticmethod
+    def record(db: Handle, token_id: str) -> None:
+        with contextlib.suppress(Exception):
+            touch(db, token_id)

@@ -17,7 +17,6 @@ before; a token that is presented and fails is a 401 there too.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from typing import Any
@@ -36,7 +35,6 @@ ACTOR_KEY = "agent_bus.actor"
 SESSION_COOKIE = "ab_session"
 SESSION_NAMESPACE = "agent-bus-session"
 SESSION_SECONDS = 12 * 3600
-TOUCH_EVERY_SECONDS = 60.0
 LOGIN_PATH = "-/agent-bus/-/login"
 LOGOUT_PATH = "-/agent-bus/-/logout"
 # Paths a person without a token needs: the login form, logout, and stylesheets/scripts.
@@ -69,13 +67,9 @@ def actor_for(info: access.TokenInfo, database: str) -> dict[str, Any]:
 
 async def _touch(datasette: Any, bus: Any, token_id: str) -> None:
     """Record last use at most once a minute per token (`agent-bus tokens list` shows it)."""
-    touched = state(datasette).touched
-    now = time.monotonic()
-    if now - touched.get(token_id, -TOUCH_EVERY_SECONDS) < TOUCH_EVERY_SECONDS:
-        return
-    touched[token_id] = now
-    with contextlib.suppress(Exception):  # bookkeeping never fails a request
-        await bus.run(access.touch, bus, token_id)
+    last_use = state(datasette).last_use
+    if last_use.due(token_id):
+        await bus.run(last_use.record, bus, token_id)
 
 
 async def verify_secret(datasette: Any, token: str) -> tuple[access.TokenInfo, str] | None:

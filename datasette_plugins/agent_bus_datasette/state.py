@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent_bus.service.access import LastUse
 from agent_bus.store import web as store_web
 from agent_bus.store.schema import APP_ID, SCHEMA_VERSION
 
@@ -47,7 +48,7 @@ class BusDatabase:
 class PluginState:
     checked: dict[str, tuple[str, Any]] = field(default_factory=dict)  # name -> (path, db|None)
     csp_script_hashes: list[str] = field(default_factory=list)
-    touched: dict[str, float] = field(default_factory=dict)  # token id -> last use recorded
+    last_use: LastUse = field(default_factory=LastUse)  # tokens' last use, once a minute each
 
     def close(self) -> None:
         for _, found in self.checked.values():
