@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -91,14 +92,23 @@ def bus_file(db_path: Path) -> tuple[Path, dict[str, Any]]:
     return db_path, seed(db_path)
 
 
-@pytest.fixture
-async def ds(bus_file: tuple[Path, dict[str, Any]]) -> AsyncIterator[Any]:
-    instance = build_datasette(BusSettings(db=bus_file[0]))
+@contextlib.asynccontextmanager
+async def serving(path: Path, *, remote: bool = False, **settings: Any) -> AsyncIterator[Any]:
+    """A started web UI on the bus at ``path`` (remote: every request needs a token)."""
+    instance = build_datasette(
+        BusSettings(db=path, **settings), anonymous_writes=not remote, require_token=remote
+    )
     await instance.invoke_startup()
     try:
         yield instance
     finally:
         close_plugin(instance)
+
+
+@pytest.fixture
+async def ds(bus_file: tuple[Path, dict[str, Any]]) -> AsyncIterator[Any]:
+    async with serving(bus_file[0]) as instance:
+        yield instance
 
 
 @pytest.fixture

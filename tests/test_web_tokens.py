@@ -5,7 +5,6 @@ and written, in our pages, their JSON and Datasette's own tables and SQL."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import sqlite3
@@ -18,13 +17,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from test_web import ROOT, bus_file, close_plugin, data  # noqa: F401
+from test_web import ROOT, bus_file, data, serving  # noqa: F401
 from test_web_writes import TOKEN, messages_of
 
 from agent_bus.bus import Bus
 from agent_bus.service import access
 from agent_bus.settings import BusSettings
-from agent_bus.web import build_datasette
 
 import conftest
 from conftest import revoke_token
@@ -41,19 +39,6 @@ make_token = functools.partial(conftest.make_token, label="colleague")
 
 def bearer(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
-
-
-@contextlib.asynccontextmanager
-async def serving(path: Path, *, remote: bool, **settings: Any) -> AsyncIterator[Any]:
-    """A started web UI on the bus at ``path`` (remote: every request needs a token)."""
-    instance = build_datasette(
-        BusSettings(db=path, **settings), anonymous_writes=not remote, require_token=remote
-    )
-    await instance.invoke_startup()
-    try:
-        yield instance
-    finally:
-        close_plugin(instance)
 
 
 @pytest.fixture
