@@ -16,7 +16,7 @@ from agent_bus.bus import Bus
 from agent_bus.cli import app
 from agent_bus.embeddings import DEFAULT_MODEL_ID, collection_name, missing_default_modules
 from agent_bus.embeddings import service as emb
-from agent_bus.embeddings.chunking import chunk_text
+from agent_bus.embeddings.chunking import chunk_text, passages, sentences
 from agent_bus.embeddings.indexer import Indexer
 from agent_bus.embeddings.worker import LEASE_NAME, BackgroundIndexer
 from agent_bus.models import OutboxItem
@@ -60,6 +60,107 @@ def test_long_messages_are_stored_as_numbered_chunk_rows(db_path):
         ids = bus.read(lambda c: [r[0] for r in c.execute("SELECT id FROM embeddings")])
         mid = bus.read(lambda c: c.execute("SELECT message_id FROM messages").fetchone()[0])
         assert ids[0] == mid and f"{mid}:1" in ids and len(ids) > 5
+    finally:
+        bus.close()
+
+
+def test_passages_are_overlapping_runs_of_three_sentences_ending_with_the_text():
+    text = (
+        "First we tried the cache. Then the retry loop failed! Why did it fail?\n"
+        "- ok\n"
+        "Because the lock was held. The fix is in review. Ship it tomorrow morning."
+    )
+    assert sentences(text) == [
+        "First we tried the cache.",
+        "Then the retry loop failed!",
+        "Why did it fail? - ok",  # a fragment joins the sentence before it
+        "Because the lock was held.",
+        "The fix is in review.",
+        "Ship it tomorrow morning.",
+    ]
+    assert passages(text) == [
+        "First we tried the cache. Then the retry loop failed! Why did it fail? - ok",
+        "Why did it fail? - ok Because the lock was held. The fix is in review.",
+        "Because the lock was held. The fix is in review. Ship it tomorrow morning.",
+    ]
+    assert passages("  Looks good to me, merging.  ") == ["Looks good to me, merging."]
+    assert passages("") == [] and passages("   ") == []
+    assert sentences("ok\nthen we merge the branch") == ["ok then we merge the branch"]
+    many = " ".join(f"Sentence number {i} is here." for i in range(200))
+    assert len(passages(many)) == 24  # MAX_PASSAGES; the chunks still cover the rest
+
+
+def _rows(bus: Bus) -> list[tuple[str, dict, str]]:
+    """(row id, metadata, message id) of every embedding row, in message then row order."""
+    return bus.read(
+        lambda c: [
+            (r[0], json.loads(r[1]), r[2])
+            for r in c.execute(
+                "SELECT e.id, e.metadata, m.message_id FROM embeddings e "
+                "JOIN messages m ON m.message_id = substr(e.id, 1, length(m.message_id)) "
+                "ORDER BY m.seq, e.rowid"
+            )
+        ]
+    )
+
+
+GREEK = "Alpha beta gamma. Delta epsilon zeta. Eta theta iota. Kappa lambda mu."
+
+
+@needs_default_model
+def test_the_bundled_model_stores_passages_after_the_chunks(db_path):
+    bus = _bus(db_path, embeddings_autoindex=False)
+    try:
+        _post(bus, GREEK, "A single short sentence here.", "   ", topic="greek")
+        emb.index(bus)
+        rows = _rows(bus)
+    finally:
+        bus.close()
+    long_id, short_id, blank_id = dict.fromkeys(r[2] for r in rows)
+    assert [r[0] for r in rows] == [
+        long_id,
+        f"{long_id}:1",
+        f"{long_id}:2",
+        short_id,
+        f"{short_id}:1",
+        blank_id,  # nothing to cut into passages
+    ]
+    assert [r[1].get("passage", False) for r in rows] == [False, True, True, False, True, False]
+    assert rows[1][1]["chunk"] == 1 and rows[1][1]["chunks"] == 3
+
+
+def test_another_model_embeds_the_chunks_only(db_path):
+    bus = _bus(db_path, embeddings_autoindex=False)
+    try:
+        _post(bus, GREEK)
+        with registered():
+            emb.index(bus, model="test-words")
+        rows = _rows(bus)
+    finally:
+        bus.close()
+    assert len(rows) == 1 and rows[0][1]["chunks"] == 1 and "passage" not in rows[0][1]
+
+
+@needs_default_model
+def test_messages_embedded_before_passages_are_embedded_again_once(db_path):
+    bus = _bus(db_path, embed_idle_poll_seconds=0.05, embeddings_autoindex=False)
+    try:
+        _post(bus, GREEK, "A single short sentence here.", topic="greek")
+        emb.index(bus)
+        # What an older version left: first rows only, and no mark in meta.
+        bus.write(lambda c: c.execute("DELETE FROM embeddings WHERE id LIKE '%:%'"))
+        bus.write(lambda c: c.execute("DELETE FROM meta WHERE key = ?", (store.PASSAGES_QUEUED,)))
+        before = _rows(bus)
+        assert len(before) == 2
+        worker = BackgroundIndexer(bus).start()
+        try:
+            _until(lambda: len(_rows(bus)) == 5 and _jobs(bus)["queued"] == 0)
+        finally:
+            worker.stop()
+        # Queued once: a message whose passages are gone again is not queued a second time.
+        bus.write(lambda c: c.execute("DELETE FROM embeddings WHERE id LIKE '%:%'"))
+        cid = bus.read(lambda c: store.collection_id(c, collection_name(DEFAULT_MODEL_ID)))
+        assert bus.write(lambda c: store.enqueue_without_passages(c, cid, time.time())) == 0
     finally:
         bus.close()
 
@@ -110,7 +211,8 @@ def test_default_model_finds_a_paraphrase_offline_and_llm_similar_reads_the_bus(
         catch_exceptions=False,
     )
     assert out.exit_code == 0, out.output
-    assert json.loads(out.output.splitlines()[0])["id"] == lunch
+    # A row id is the message id, or message_id:N for its other chunks and passages.
+    assert store.split_chunk_id(json.loads(out.output.splitlines()[0])["id"])[0] == lunch
 
 
 def test_vectors_from_a_users_llm_embed_multi_run_are_used_by_messages_search(db_path):

@@ -387,6 +387,31 @@ async def test_messages_search_filters_by_sender_type_and_time_on_both_sides(db_
     bus.close()
 
 
+def test_a_paraphrase_of_a_few_sentences_finds_the_passage_and_shows_it(db_path):
+    long_report = (
+        "The nightly build ran on the new runners. It compiled every package in the "
+        "monorepo. The integration suite passed on all three platforms. "
+        "Afterwards the team met in the kitchen. Lunch was pizza from the place downstairs. "
+        "Everyone agreed the basil was missing."
+    )
+    b = Bus(load_settings(db=db_path, embeddings_autoindex=False, embed_service=False))
+    try:
+        topic, _ = b.topic_create("ci-runners")
+        b.post(
+            topic.topic_id,
+            "ops",
+            [
+                OutboxItem(content_markdown=long_report),
+                OutboxItem(content_markdown="Disk usage on the runners is at 40 percent."),
+            ],
+        )
+        emb.index(b)
+        found, _ = b.search("the team had pizza for lunch", mode="semantic", limit=1)
+    finally:
+        b.close()
+    assert found[0].snippet.startswith("Afterwards the team met in the kitchen. Lunch was")
+
+
 def test_sign_bit_candidates_then_exact_scores_give_the_exact_ranking_when_all_fit(
     bus, monkeypatch
 ):
@@ -428,7 +453,7 @@ def _order(results):
     return [r.content_markdown for r in results]
 
 
-def test_an_answer_is_found_through_the_message_it_follows_in_its_topic(db_path, monkeypatch):
+def test_a_message_is_lifted_by_the_thread_around_it(db_path, monkeypatch):
     from agent_bus.search import semantic
 
     b, _ = _real_model_bus(db_path, [*THREAD, LATER])
@@ -438,11 +463,15 @@ def test_an_answer_is_found_through_the_message_it_follows_in_its_topic(db_path,
         alone, _ = b.search(WHY, mode="semantic", limit=4, include_content=True)
     finally:
         b.close()
-    # The answer shares no word with the question; the messages around it do.
-    assert _order(found) == [THREAD[0], LATER, THREAD[1], DISTRACTOR]
-    assert _order(alone) == [THREAD[0], DISTRACTOR, LATER, THREAD[1]]
+    # Alone, the holiday line is nearest the question's words ("end of the week", "break");
+    # the deploy report gains from the root cause and the fix that follow it, and the
+    # holiday line, alone in its topic, gains nothing.
+    assert _order(alone) == [DISTRACTOR, THREAD[0], LATER, THREAD[1]]
+    assert _order(found) == [THREAD[0], DISTRACTOR, LATER, THREAD[1]]
     answer = next(r for r in found if r.content_markdown == THREAD[1])
     assert answer.rank > answer.semantic_score  # the cosine itself, shown unchanged
+    holiday = next(r for r in found if r.content_markdown == DISTRACTOR)
+    assert holiday.rank == pytest.approx(holiday.semantic_score)
 
 
 def test_neighbours_of_messages_embedded_later_match_a_fresh_index(db_path):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent_bus.embeddings import DEFAULT_MODEL_ID, collection_name
-from agent_bus.embeddings.chunking import chunk_text
+from agent_bus.embeddings.chunking import embedded_pieces
 from agent_bus.embeddings.models import Embedder, default_model_id, get_embedder
 from agent_bus.store import embeddings as store
 from agent_bus.store.connection import retry
@@ -87,18 +87,24 @@ class Indexer:
 
     # --- embedding (no transaction) ---------------------------------------------------------
 
-    def _chunks(self, job: store.Job) -> list[str]:
-        pieces = chunk_text(
+    def _chunks(self, job: store.Job) -> tuple[list[str], int]:
+        """The texts of the message's rows and how many are chunks: each chunk under its
+        context line, then, for the bundled model, each passage alone (a paraphrase often
+        matches a few sentences of a message better than the whole; docs/benchmarks.md).
+        Another model, often a paid API, embeds the chunks only."""
+        chunks, passages = embedded_pieces(
             job.content or "", self.settings.chunk_chars, self.settings.chunk_overlap_chars
         )
-        return [embedding_text(job, piece) for piece in pieces]
+        if self.embedder.model_id != DEFAULT_MODEL_ID:
+            passages = []
+        return [embedding_text(job, piece) for piece in chunks] + passages, len(chunks)
 
     def embed_jobs(
         self, jobs: list[store.Job]
     ) -> tuple[dict[str, list[tuple[str, bytes, bytes, str]]], dict[str, str]]:
         """Vectors per message (rows ready to store) and an error per failed message."""
         pieces = {j.message_id: self._chunks(j) for j in jobs}
-        texts = [t for j in jobs for t in pieces[j.message_id]]
+        texts = [t for j in jobs for t in pieces[j.message_id][0]]
         done: dict[str, list[tuple[str, bytes, bytes, str]]] = {}
         failed: dict[str, str] = {}
         try:
@@ -115,7 +121,7 @@ class Indexer:
             return done, failed
         at = 0
         for job in jobs:
-            chunks = pieces[job.message_id]
+            chunks, whole = pieces[job.message_id]
             rows = []
             for i, text in enumerate(chunks):
                 vec = vectors[at + i]
@@ -124,7 +130,7 @@ class Indexer:
                         store.chunk_id(job.message_id, i),
                         vec.astype("<f4").tobytes(),
                         hashlib.md5(text.encode("utf-8")).digest(),
-                        store.chunk_metadata(job.topic_id, i, len(chunks)),
+                        store.chunk_metadata(job.topic_id, i, len(chunks), passage=i >= whole),
                     )
                 )
             at += len(chunks)

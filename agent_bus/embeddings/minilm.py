@@ -34,7 +34,7 @@ def _threads() -> int:
 MODEL_PATH = Path(__file__).with_name("minilm-l6-v2-int8.onnx")
 # Load only the file export_minilm.py wrote (a damaged or swapped file is refused).
 WEIGHTS_SHA256 = "77ae3a690d9f9df9f7b2bc5e7cf9fd36da4e07e82b2e481df273e46a0802f520"
-TOKEN_BUDGET = 4096
+TOKEN_BUDGET = 512
 """Most tokens (padding included) in one model run: short texts go in big batches, a
 long one with few others, so a batch is not padded to its longest member's length."""
 

@@ -25,6 +25,7 @@ import time
 import uuid
 from typing import Any
 
+from agent_bus.embeddings import DEFAULT_MODEL_ID
 from agent_bus.errors import BusError
 from agent_bus.store import embeddings as store
 
@@ -156,7 +157,12 @@ class BackgroundIndexer:
             logger.info("background indexing off: %s", exc.message)
             self._give_up_lease()
             return None
-        self.bus.write(lambda c: store.enqueue_missing(c, indexer.collection_id, time.time()))
+        cid = indexer.collection_id
+        self.bus.write(lambda c: store.enqueue_missing(c, cid, time.time()))
+        if indexer.embedder.model_id == DEFAULT_MODEL_ID:
+            queued = self.bus.write(lambda c: store.enqueue_without_passages(c, cid, time.time()))
+            if queued:
+                logger.info("embedding %d messages again, with their passages", queued)
         return indexer
 
     def _give_up_lease(self) -> None:

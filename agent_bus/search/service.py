@@ -221,9 +221,12 @@ def _excerpt(text: str) -> str:
 
 def _best_chunk(content: str, chunk: int, settings: Any) -> str:
     if chunk > 0 and settings is not None:
-        from agent_bus.embeddings.chunking import chunk_text
+        from agent_bus.embeddings.chunking import embedded_pieces
 
-        pieces = chunk_text(content, settings.chunk_chars, settings.chunk_overlap_chars)
+        chunks, passages = embedded_pieces(
+            content, settings.chunk_chars, settings.chunk_overlap_chars
+        )
+        pieces = chunks + passages
         if chunk < len(pieces):
             return pieces[chunk]
     return content

@@ -127,6 +127,38 @@ def enqueue_missing(conn: sqlite3.Connection, collection_id: int | None, now: fl
     return conn.execute(sql, (now, now, collection_id)).rowcount
 
 
+PASSAGES_QUEUED = "passages_queued_for_collection"
+"""meta key: the id of the bundled model's collection whose messages embedded before
+passages existed have been queued once to be embedded again."""
+
+
+def enqueue_without_passages(conn: sqlite3.Connection, collection_id: int, now: float) -> int:
+    """Once per collection: queue every message it holds without a passage row (embedded
+    by a version before passages; an empty message has none and is left be). Their old
+    rows keep serving searches until the new ones replace them."""
+    done = conn.execute("SELECT value FROM meta WHERE key = ?", (PASSAGES_QUEUED,)).fetchone()
+    if done is not None and done[0] == str(collection_id):
+        return 0
+    queued = conn.execute(
+        "INSERT OR IGNORE INTO embedding_jobs(message_id, enqueued_at, next_attempt_at) "
+        "SELECT m.message_id, ?, ? FROM messages m "
+        "WHERE trim(m.content_markdown, char(32, 9, 10, 13)) != '' AND EXISTS ("
+        "  SELECT 1 FROM embeddings e WHERE e.collection_id = ? AND e.id = m.message_id"
+        ") AND NOT EXISTS ("
+        # The message's other rows: ids between 'id:' and 'id;' (';' follows ':').
+        "  SELECT 1 FROM embeddings e WHERE e.collection_id = ?"
+        "  AND e.id > m.message_id || ':' AND e.id < m.message_id || ';'"
+        "  AND json_valid(e.metadata) AND json_extract(e.metadata, '$.passage') = 1)",
+        (now, now, collection_id, collection_id),
+    ).rowcount
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES (?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (PASSAGES_QUEUED, str(collection_id)),
+    )
+    return queued
+
+
 def missing_count(conn: sqlite3.Connection, collection_id: int) -> int:
     return conn.execute(
         "SELECT COUNT(*) FROM messages m WHERE NOT EXISTS ("
@@ -339,8 +371,13 @@ def _like_prefix(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def chunk_metadata(topic_id: str | None, chunk: int, chunks: int) -> str:
-    return json.dumps({"topic_id": topic_id, "chunk": chunk, "chunks": chunks})
+def chunk_metadata(topic_id: str | None, chunk: int, chunks: int, passage: bool = False) -> str:
+    """A row's llm metadata: its message's topic, its number among the message's ``chunks``
+    rows and, for a passage (sentences embedded without the context line), ``passage``."""
+    meta: dict[str, Any] = {"topic_id": topic_id, "chunk": chunk, "chunks": chunks}
+    if passage:
+        meta["passage"] = True
+    return json.dumps(meta)
 
 
 def drop_collection(conn: sqlite3.Connection, name: str) -> int | None:
@@ -368,15 +405,19 @@ def max_vector_rowid(conn: sqlite3.Connection) -> int:
 
 
 def vectors_after(
-    conn: sqlite3.Connection, collection_id: int, after_rowid: int
-) -> list[tuple[int, str, bytes]]:
-    """(rowid, id, embedding blob) of rows written after ``after_rowid``, oldest first."""
+    conn: sqlite3.Connection, collection_id: int, after_rowid: int, limit: int
+) -> list[tuple[int, str, bytes, bool]]:
+    """(rowid, id, embedding blob, is a passage) of up to ``limit`` rows written after
+    ``after_rowid``, oldest first (a row another tool wrote is not a passage)."""
     rows = conn.execute(
-        "SELECT rowid, id, embedding FROM embeddings "
-        "WHERE rowid > ? AND collection_id = ? ORDER BY rowid",
-        (after_rowid, collection_id),
+        "SELECT rowid, id, embedding, CASE WHEN json_valid(metadata) "
+        "THEN json_extract(metadata, '$.passage') END FROM embeddings "
+        # "+collection_id": walk the table by rowid from the last one read; the primary
+        # key's index would sort the whole collection again for every page.
+        "WHERE rowid > ? AND +collection_id = ? ORDER BY rowid LIMIT ?",
+        (after_rowid, collection_id, limit),
     ).fetchall()
-    return [(r[0], r[1], r[2]) for r in rows]
+    return [(r[0], r[1], r[2], r[3] == 1) for r in rows]
 
 
 def message_places(

