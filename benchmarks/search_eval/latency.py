@@ -59,7 +59,7 @@ def seed(bus: Bus, n: int, rng: random.Random, with_passages: bool) -> float:
     import numpy as np
 
     from agent_bus.embeddings.chunking import passages
-    from agent_bus.store.embeddings import chunk_id
+    from agent_bus.store.embeddings import chunk_id, chunk_metadata, enqueue_without_passages
 
     tuning = load_jsonl(HERE / "messages.jsonl")
     words = re.findall(r"\S+", " ".join(m["content_markdown"] for m in tuning))
@@ -92,15 +92,25 @@ def seed(bus: Bus, n: int, rng: random.Random, with_passages: bool) -> float:
         part = rows[start : start + 10_000]
         ids = []
         for r in part:
-            extra = rng.choice(passage_counts) if with_passages else 0
-            ids += [chunk_id(r[0], i) for i in range(1 + extra)]
+            rows_of = 1 + (rng.choice(passage_counts) if with_passages else 0)
+            ids += [
+                (chunk_id(r[0], i), chunk_metadata(r[1], i, rows_of, passage=i > 0))
+                for i in range(rows_of)
+            ]
         vecs = gen.standard_normal((len(ids), 384)).astype("<f4")
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
         conn.executemany(
-            "INSERT INTO embeddings(collection_id, id, embedding, content_hash, updated) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [(cid, rid, v.tobytes(), b"", int(now)) for rid, v in zip(ids, vecs, strict=True)],
+            "INSERT INTO embeddings(collection_id, id, embedding, content_hash, metadata, "
+            "updated) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (cid, rid, v.tobytes(), b"", meta, int(now))
+                for (rid, meta), v in zip(ids, vecs, strict=True)
+            ],
         )
+    # Mark the messages as queued for passages already: with --no-passages the embedding
+    # service would otherwise start embedding all of them again during the run.
+    enqueue_without_passages(conn, cid, now)
+    conn.execute("DELETE FROM embedding_jobs")
     conn.execute("COMMIT")
     return time.perf_counter() - started
 
