@@ -95,7 +95,7 @@ class BusSettings(BaseSettings):
     )
     chunk_chars: int = Field(default=1200, ge=100, description="Embedding chunk size.")
     chunk_overlap_chars: int = Field(default=200, ge=0, description="Embedding chunk overlap.")
-    embed_batch_size: int = Field(default=128, ge=1, description="Messages per indexing batch.")
+    embed_batch_size: int = Field(default=256, ge=1, description="Messages per indexing batch.")
     embed_max_attempts: int = Field(default=5, ge=1, description="Retries before a job fails.")
     index_lease_ttl_seconds: int = Field(
         default=30, ge=2, description="Indexing lease lifetime without a heartbeat."

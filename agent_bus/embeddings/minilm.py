@@ -36,7 +36,9 @@ MODEL_PATH = Path(__file__).with_name("minilm-l6-v2-int8.onnx")
 WEIGHTS_SHA256 = "77ae3a690d9f9df9f7b2bc5e7cf9fd36da4e07e82b2e481df273e46a0802f520"
 TOKEN_BUDGET = 512
 """Most tokens (padding included) in one model run: short texts go in big batches, a
-long one with few others, so a batch is not padded to its longest member's length."""
+long one with few others, so a batch is not padded to its longest member's length.
+512 rather than 4,096: the activations of a smaller run stay in cache (measured: 612
+messages embedded at 124 messages/s instead of 92), and a query waits less behind it."""
 
 
 def _check_weights(path: Path) -> None:
