@@ -2,10 +2,11 @@
 
 `levers.py` switches the product's own knobs; the levers here would need new product code
 (extra vectors per message, other query texts, other weights), so they are scored with a
-numpy copy of the shipped semantic ranking (feedback on the 2 best, neighbour term 0.3)
-and the product's own full-text ranking and fusion, on a real bus loaded with the set.
-The shipped configuration is the first row; it matches `bus_eval.py` exactly on both sets,
-which is what makes the other rows comparable.
+numpy copy of the semantic ranking shipped before passages (one vector a message, feedback
+on the 2 best, neighbour term 0.3) and the product's own full-text ranking and fusion, on a
+real bus loaded with the set. That ranking is the first row; it matches `bus_eval.py` with
+passages off (`chunking.PASSAGE_SENTENCES = 0`) exactly on both sets, which is what makes
+the other rows comparable. The window rows here are how passages were found.
 
     python benchmarks/search_eval/offline_levers.py [--set SET_DIR]
         [--onnx PATH]             # another all-MiniLM-L6-architecture export, same tokenizer
@@ -267,7 +268,7 @@ def main() -> None:
         whole_s = time.perf_counter() - started
         base = Ranker(data, whole)
         bare = lambda q: [embed(q)]  # noqa: E731
-        add("shipped (numpy copy)", score(data, base, bare, {}))
+        add("before passages (numpy copy)", score(data, base, bare, {}))
         before = {"feedback": 3, "neighbours": 0.0}
         add("before: feedback 3, no neighbours", score(data, base, bare, before))
 
