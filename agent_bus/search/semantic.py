@@ -143,8 +143,11 @@ class VectorIndex:
             self._first = np.full(_INITIAL_CAPACITY, -1, dtype=np.int32)
             self._prev = np.full(_INITIAL_CAPACITY, -1, dtype=np.int32)
             self._next = np.full(_INITIAL_CAPACITY, -1, dtype=np.int32)
-        one: dict[str, str] = {}  # a message's rows share one id string
-        new_ids = [one.setdefault(*[store.split_chunk_id(r[1])[0]] * 2) for r in rows]
+        shared: dict[str, str] = {}  # a message's rows share one id string
+        new_ids = []
+        for _, rid, _, _ in rows:
+            mid = store.split_chunk_id(rid)[0]
+            new_ids.append(shared.setdefault(mid, mid))
         places = store.message_places(conn, sorted(set(new_ids)))
         for (rowid, rid, blob, passage), mid in zip(rows, new_ids, strict=True):
             self.max_rowid = max(self.max_rowid, rowid)
@@ -160,7 +163,7 @@ class VectorIndex:
                 self.row_of[rid] = row
                 self.message_ids.append(mid)
                 self.chunks.append(store.split_chunk_id(rid)[1])
-                self.passages.append(passage)
+                self.passages.append(False)
                 self.n += 1
                 self.seen += 1
             self.passages[row] = passage
@@ -252,16 +255,19 @@ class VectorIndex:
         out[rows] = matrix[rows] @ moved
         return out, moved, rows
 
-    def _feedback_centre(self, matrix: Any, scores: Any) -> Any:
+    def _feedback_centre(self, matrix: Any, scores: Any, rows: Any = None) -> Any:
         """The mean whole-message vector (first chunk) of the FEEDBACK_DEPTH best messages
-        by ``scores`` (per row, -inf: not a candidate), or None if there is none. A
-        message's passages are not its meaning as a whole, and two of its rows count once."""
+        by ``scores`` (of ``rows``, None: of every row; -inf: not a candidate), or None if
+        there is none. A passage is a part of its message, not what the thread is about,
+        and a message with several good rows counts once."""
         import numpy as np
 
         depth = min(len(scores), FEEDBACK_DEPTH * 8)
         top = np.argpartition(-scores, depth - 1)[:depth]
         top = top[np.argsort(-scores[top], kind="stable")]
         top = top[np.isfinite(scores[top])]
+        if rows is not None:
+            top = rows[top]
         if not FEEDBACK_WHOLE:
             return matrix[top[:FEEDBACK_DEPTH]].mean(axis=0) if len(top) else None
         firsts = list(dict.fromkeys(self._first[top].tolist()))[:FEEDBACK_DEPTH]
@@ -399,9 +405,7 @@ class VectorIndex:
         scores = _plus_neighbours(every, near, count)
         cosines = every[:count]
         if feedback and FEEDBACK_DEPTH > 0 and count > FEEDBACK_DEPTH:
-            at_rows = np.full(self.n, -np.inf, dtype=np.float32)
-            at_rows[rows] = scores
-            vector = query + FEEDBACK_WEIGHT * self._feedback_centre(matrix, at_rows)
+            vector = query + FEEDBACK_WEIGHT * self._feedback_centre(matrix, scores, rows)
             vector = (vector / np.linalg.norm(vector)).astype(np.float32)
             every = block @ vector
             scores = _plus_neighbours(every, near, count)
