@@ -142,25 +142,24 @@ def test_another_model_embeds_the_chunks_only(db_path):
 
 
 @needs_default_model
-def test_messages_embedded_before_passages_are_embedded_again_once(db_path):
+def test_messages_embedded_before_passages_get_them_in_the_background_once(db_path):
     bus = _bus(db_path, embed_idle_poll_seconds=0.05, embeddings_autoindex=False)
     try:
         _post(bus, GREEK, "A single short sentence here.", topic="greek")
         emb.index(bus)
-        # What an older version left: first rows only, and no mark in meta.
+        cid = bus.read(lambda c: store.collection_id(c, collection_name(DEFAULT_MODEL_ID)))
+        assert not bus.read(lambda c: store.passages_done(c, cid))
+        # What an older version left: first rows only.
         bus.write(lambda c: c.execute("DELETE FROM embeddings WHERE id LIKE '%:%'"))
-        bus.write(lambda c: c.execute("DELETE FROM meta WHERE key = ?", (store.PASSAGES_QUEUED,)))
-        before = _rows(bus)
-        assert len(before) == 2
+        assert len(_rows(bus)) == 2
         worker = BackgroundIndexer(bus).start()
         try:
-            _until(lambda: len(_rows(bus)) == 5 and _jobs(bus)["queued"] == 0)
+            _until(lambda: bus.read(lambda c: store.passages_done(c, cid)))
         finally:
             worker.stop()
-        # Queued once: a message whose passages are gone again is not queued a second time.
-        bus.write(lambda c: c.execute("DELETE FROM embeddings WHERE id LIKE '%:%'"))
-        cid = bus.read(lambda c: store.collection_id(c, collection_name(DEFAULT_MODEL_ID)))
-        assert bus.write(lambda c: store.enqueue_without_passages(c, cid, time.time())) == 0
+        rows = _rows(bus)
+        assert [r[1].get("passage", False) for r in rows] == [False, True, True, False, True]
+        assert _jobs(bus)["queued"] == 0  # no job: searches never saw them as missing
     finally:
         bus.close()
 

@@ -190,6 +190,26 @@ class Indexer:
             )
         return report
 
+    def refresh_passages(self, after_rowid: int) -> int | None:
+        """Embed again up to ``embed_batch_size`` messages (after ``after_rowid``) that an
+        older version embedded without passages; the last rowid looked at, or None when
+        none is left. Their old rows serve searches until these replace them."""
+        batch = self.settings.embed_batch_size
+        rows = self.bus.read(
+            lambda c: store.without_passages(c, self.collection_id, after_rowid, batch)
+        )
+        if not rows:
+            return None
+        done, _failed = self.embed_jobs([job for _, job in rows])  # a failure keeps its rows
+
+        def tx(conn: Any) -> None:
+            stamp = int(time.time())
+            for mid, vectors in done.items():
+                store.replace_message_vectors(conn, self.collection_id, mid, vectors, stamp)
+
+        self.bus.write(tx)
+        return rows[-1][0]
+
     # --- foreground -------------------------------------------------------------------------------
 
     def missing(self) -> int:

@@ -45,6 +45,7 @@ class BackgroundIndexer:
         self.state = "starting"  # follower | leader | unavailable | stopped
         self.last_error: str | None = None
         self.embedded = 0
+        self._refresh_after: int | None = None  # rowid the passages pass has reached
         self._stop = threading.Event()
         self._leader = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -134,13 +135,14 @@ class BackgroundIndexer:
                     if indexer is None:
                         return
                 report = indexer.run_batch()
+                refreshed = report.processed == 0 and self._refresh(indexer)
             except Exception as exc:  # noqa: BLE001 - a thread's top level: the bus goes on
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 logger.exception("background indexing failed; retrying later")
                 self._stop.wait(max(poll, 5.0))
                 continue
             self.embedded += report.embedded
-            if report.processed == 0:
+            if report.processed == 0 and not refreshed:
                 self._stop.wait(poll)
 
     def _make_indexer(self) -> Any:
@@ -160,10 +162,25 @@ class BackgroundIndexer:
         cid = indexer.collection_id
         self.bus.write(lambda c: store.enqueue_missing(c, cid, time.time()))
         if indexer.embedder.model_id == DEFAULT_MODEL_ID:
-            queued = self.bus.write(lambda c: store.enqueue_without_passages(c, cid, time.time()))
-            if queued:
-                logger.info("embedding %d messages again, with their passages", queued)
+            if not self.bus.read(lambda c: store.passages_done(c, cid)):
+                self._refresh_after = 0
         return indexer
+
+    def _refresh(self, indexer: Any) -> bool:
+        """One batch of the pass that embeds again, with their passages, the messages an
+        older version embedded without them; it runs only while the queue is empty, so new
+        messages come first. False once nothing is left (then it never runs again)."""
+        if self._refresh_after is None:
+            return False
+        last = indexer.refresh_passages(self._refresh_after)
+        if last is None:
+            cid = indexer.collection_id
+            self.bus.write(lambda c: store.mark_passages_done(c, cid))
+            self._refresh_after = None
+            logger.info("every message has its passages now")
+            return False
+        self._refresh_after = last
+        return True
 
     def _give_up_lease(self) -> None:
         self._leader.clear()

@@ -127,36 +127,44 @@ def enqueue_missing(conn: sqlite3.Connection, collection_id: int | None, now: fl
     return conn.execute(sql, (now, now, collection_id)).rowcount
 
 
-PASSAGES_QUEUED = "passages_queued_for_collection"
-"""meta key: the id of the bundled model's collection whose messages embedded before
-passages existed have been queued once to be embedded again."""
+PASSAGES_DONE = "passages_done_for_collection"
+"""meta key: the id of the bundled model's collection in which no message is left that an
+older version embedded without passages (the background refresh pass has finished)."""
 
 
-def enqueue_without_passages(conn: sqlite3.Connection, collection_id: int, now: float) -> int:
-    """Once per collection: queue every message it holds without a passage row (embedded
-    by a version before passages; an empty message has none and is left be). Their old
-    rows keep serving searches until the new ones replace them."""
-    done = conn.execute("SELECT value FROM meta WHERE key = ?", (PASSAGES_QUEUED,)).fetchone()
-    if done is not None and done[0] == str(collection_id):
-        return 0
-    queued = conn.execute(
-        "INSERT OR IGNORE INTO embedding_jobs(message_id, enqueued_at, next_attempt_at) "
-        "SELECT m.message_id, ?, ? FROM messages m "
-        "WHERE trim(m.content_markdown, char(32, 9, 10, 13)) != '' AND EXISTS ("
-        "  SELECT 1 FROM embeddings e WHERE e.collection_id = ? AND e.id = m.message_id"
-        ") AND NOT EXISTS ("
-        # The message's other rows: ids between 'id:' and 'id;' (';' follows ':').
-        "  SELECT 1 FROM embeddings e WHERE e.collection_id = ?"
-        "  AND e.id > m.message_id || ':' AND e.id < m.message_id || ';'"
-        "  AND json_valid(e.metadata) AND json_extract(e.metadata, '$.passage') = 1)",
-        (now, now, collection_id, collection_id),
-    ).rowcount
+def passages_done(conn: sqlite3.Connection, collection_id: int) -> bool:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (PASSAGES_DONE,)).fetchone()
+    return row is not None and row[0] == str(collection_id)
+
+
+def mark_passages_done(conn: sqlite3.Connection, collection_id: int) -> None:
     conn.execute(
         "INSERT INTO meta(key, value) VALUES (?, ?) "
         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        (PASSAGES_QUEUED, str(collection_id)),
+        (PASSAGES_DONE, str(collection_id)),
     )
-    return queued
+
+
+def without_passages(
+    conn: sqlite3.Connection, collection_id: int, after_rowid: int, limit: int
+) -> list[tuple[int, Job]]:
+    """Messages after ``after_rowid`` (rowid order) that the collection holds without a
+    passage row: embedded by a version before passages (a blank message has none)."""
+    rows = conn.execute(
+        "SELECT m.rowid, m.message_id, m.content_markdown, m.topic_id, "
+        + _CONTEXT_COLUMNS
+        + " FROM messages m "
+        + _CONTEXT_JOINS
+        + "WHERE m.rowid > ? AND trim(m.content_markdown, char(32, 9, 10, 13)) != '' "
+        "AND EXISTS (SELECT 1 FROM embeddings e WHERE e.collection_id = ? AND e.id = m.message_id) "
+        "AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.collection_id = ? "
+        # The message's other rows: ids between 'id:' and 'id;' (';' follows ':').
+        "  AND e.id > m.message_id || ':' AND e.id < m.message_id || ';' "
+        "  AND json_valid(e.metadata) AND json_extract(e.metadata, '$.passage') = 1) "
+        "ORDER BY m.rowid LIMIT ?",
+        (after_rowid, collection_id, collection_id, limit),
+    ).fetchall()
+    return [(r[0], _job(r[1], 0, r[2:])) for r in rows]
 
 
 def missing_count(conn: sqlite3.Connection, collection_id: int) -> int:

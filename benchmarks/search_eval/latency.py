@@ -59,7 +59,7 @@ def seed(bus: Bus, n: int, rng: random.Random, with_passages: bool) -> float:
     import numpy as np
 
     from agent_bus.embeddings.chunking import passages
-    from agent_bus.store.embeddings import chunk_id, chunk_metadata, enqueue_without_passages
+    from agent_bus.store.embeddings import chunk_id, chunk_metadata, mark_passages_done
 
     tuning = load_jsonl(HERE / "messages.jsonl")
     words = re.findall(r"\S+", " ".join(m["content_markdown"] for m in tuning))
@@ -107,10 +107,9 @@ def seed(bus: Bus, n: int, rng: random.Random, with_passages: bool) -> float:
                 for (rid, meta), v in zip(ids, vecs, strict=True)
             ],
         )
-    # Mark the messages as queued for passages already: with --no-passages the embedding
-    # service would otherwise start embedding all of them again during the run.
-    enqueue_without_passages(conn, cid, now)
-    conn.execute("DELETE FROM embedding_jobs")
+    # With --no-passages the embedding service would otherwise start embedding every
+    # message again, with its passages, during the run.
+    mark_passages_done(conn, cid)
     conn.execute("COMMIT")
     return time.perf_counter() - started
 
