@@ -152,6 +152,9 @@ def test_messages_embedded_before_passages_get_them_in_the_background_once(db_pa
         # What an older version left: first rows only.
         bus.write(lambda c: c.execute("DELETE FROM embeddings WHERE id LIKE '%:%'"))
         assert len(_rows(bus)) == 2
+        runner, where = TyperRunner(), ["--db", str(db_path)]
+        shown = runner.invoke(app, ["embeddings", "status", *where])
+        assert "passages     2 messages embedded before passages get them" in shown.output
         worker = BackgroundIndexer(bus).start()
         try:
             _until(lambda: bus.read(lambda c: store.passages_done(c, cid)))
@@ -160,6 +163,9 @@ def test_messages_embedded_before_passages_get_them_in_the_background_once(db_pa
         rows = _rows(bus)
         assert [r[1].get("passage", False) for r in rows] == [False, True, True, False, True]
         assert _jobs(bus)["queued"] == 0  # no job: searches never saw them as missing
+        data = json.loads(runner.invoke(app, ["embeddings", "status", "--json", *where]).output)
+        assert data["passages"] == {"done": True, "pending": 0}
+        assert "passages" not in runner.invoke(app, ["embeddings", "status", *where]).output
     finally:
         bus.close()
 

@@ -51,6 +51,12 @@ def status(as_json: JsonOption = False, db: DbOption = None) -> None:
         )
     if not data["collections"]:
         echo("collection   none yet")
+    passages = data["passages"]
+    if passages is not None and passages["pending"]:
+        echo(
+            f"passages     {passages['pending']} messages embedded before passages get them "
+            "in the background, while the queue is empty"
+        )
     jobs = data["jobs"]
     echo(
         f"queue        {jobs['queued']} queued, {jobs['retrying']} retrying, "

@@ -26,6 +26,7 @@ def status(bus: Any) -> dict[str, Any]:
             "jobs": store.job_counts(conn, now),
             "failures": store.failed_jobs(conn),
             "lease": lease,
+            "passages": _passages(conn),
         }
 
     data = bus.read(read)
@@ -36,6 +37,17 @@ def status(bus: Any) -> dict[str, Any]:
     data["autoindex"] = bus.settings.embeddings_autoindex
     data["service"] = service_status(bus.settings)
     return data
+
+
+def _passages(conn: Any) -> dict[str, Any] | None:
+    """The bundled model's collection: whether every message has its passages, and how
+    many an older version embedded without them (None: no such collection)."""
+    cid = store.collection_id(conn, collection_name(DEFAULT_MODEL_ID))
+    if cid is None:
+        return None
+    if store.passages_done(conn, cid):
+        return {"done": True, "pending": 0}
+    return {"done": False, "pending": store.count_without_passages(conn, cid)}
 
 
 def service_status(settings: Any) -> dict[str, Any]:

@@ -145,26 +145,37 @@ def mark_passages_done(conn: sqlite3.Connection, collection_id: int) -> None:
     )
 
 
+_WITHOUT_PASSAGES = (
+    "trim(m.content_markdown, char(32, 9, 10, 13)) != '' "
+    "AND EXISTS (SELECT 1 FROM embeddings e WHERE e.collection_id = :cid AND e.id = m.message_id) "
+    "AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.collection_id = :cid "
+    # The message's other rows: ids between 'id:' and 'id;' (';' follows ':').
+    "  AND e.id > m.message_id || ':' AND e.id < m.message_id || ';' "
+    "  AND json_valid(e.metadata) AND json_extract(e.metadata, '$.passage') = 1)"
+)
+"""A message the collection holds without a passage row: embedded by a version before
+passages (a blank message has none)."""
+
+
 def without_passages(
     conn: sqlite3.Connection, collection_id: int, after_rowid: int, limit: int
 ) -> list[tuple[int, Job]]:
-    """Messages after ``after_rowid`` (rowid order) that the collection holds without a
-    passage row: embedded by a version before passages (a blank message has none)."""
+    """Messages after ``after_rowid`` (rowid order) embedded without passages."""
     rows = conn.execute(
         "SELECT m.rowid, m.message_id, m.content_markdown, m.topic_id, "
         + _CONTEXT_COLUMNS
         + " FROM messages m "
         + _CONTEXT_JOINS
-        + "WHERE m.rowid > ? AND trim(m.content_markdown, char(32, 9, 10, 13)) != '' "
-        "AND EXISTS (SELECT 1 FROM embeddings e WHERE e.collection_id = ? AND e.id = m.message_id) "
-        "AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.collection_id = ? "
-        # The message's other rows: ids between 'id:' and 'id;' (';' follows ':').
-        "  AND e.id > m.message_id || ':' AND e.id < m.message_id || ';' "
-        "  AND json_valid(e.metadata) AND json_extract(e.metadata, '$.passage') = 1) "
-        "ORDER BY m.rowid LIMIT ?",
-        (after_rowid, collection_id, collection_id, limit),
+        + f"WHERE m.rowid > :after AND {_WITHOUT_PASSAGES} ORDER BY m.rowid LIMIT :limit",
+        {"after": after_rowid, "cid": collection_id, "limit": limit},
     ).fetchall()
     return [(r[0], _job(r[1], 0, r[2:])) for r in rows]
+
+
+def count_without_passages(conn: sqlite3.Connection, collection_id: int) -> int:
+    return conn.execute(
+        f"SELECT COUNT(*) FROM messages m WHERE {_WITHOUT_PASSAGES}", {"cid": collection_id}
+    ).fetchone()[0]
 
 
 def missing_count(conn: sqlite3.Connection, collection_id: int) -> int:
