@@ -170,6 +170,35 @@ def test_messages_embedded_before_passages_get_them_in_the_background_once(db_pa
         bus.close()
 
 
+def test_a_new_collection_appears_whole_to_other_readers(db_path):
+    """llm migrates its tables one transaction at a time; ours wraps them all, so another
+    process never reads an `embeddings` table without its later columns."""
+    from agent_bus.embeddings.indexer import ensure_collection
+    from agent_bus.embeddings.models import get_embedder
+
+    bus = _bus(db_path, embeddings_autoindex=False)
+    statements: list[str] = []
+    try:
+        bus.conn().set_trace_callback(statements.append)
+        with registered():
+            ensure_collection(bus, get_embedder("test-words", explicit=True))
+        bus.conn().set_trace_callback(None)
+        data = json.loads(
+            TyperRunner()
+            .invoke(app, ["embeddings", "status", "--json", "--db", str(db_path)])
+            .output
+        )
+    finally:
+        bus.close()
+    begin = statements.index("BEGIN IMMEDIATE")
+    after = [sql.strip().upper() for sql in statements[begin + 1 :]]
+    ends = [i for i, sql in enumerate(after) if sql in ("COMMIT", "ROLLBACK")]
+    creates = [i for i, sql in enumerate(after) if sql.startswith("CREATE TABLE")]
+    assert not any(sql.startswith("CREATE") for sql in statements[:begin])
+    assert len(creates) >= 2 and ends == [len(after) - 1] and after[-1] == "COMMIT"
+    assert [c["name"] for c in data["collections"]] == ["agent-bus-messages-test-words"]
+
+
 # --- the real default model, offline ------------------------------------------------------------
 
 

@@ -21,7 +21,7 @@ from agent_bus.embeddings import DEFAULT_MODEL_ID, collection_name
 from agent_bus.embeddings.chunking import embedded_pieces
 from agent_bus.embeddings.models import Embedder, default_model_id, get_embedder
 from agent_bus.store import embeddings as store
-from agent_bus.store.connection import retry
+from agent_bus.store.connection import retry, write_transaction
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,12 @@ def ensure_collection(bus: Any, embedder: Embedder) -> int:
     conn = bus.conn()
 
     def create() -> int:
-        return int(llm.Collection(name, Database(conn), model=model).id)
+        # One transaction: llm applies its table migrations one transaction each, and a
+        # reader between two of them met an `embeddings` table without its later columns
+        # (`agent-bus embeddings status` failed on "no such column: e.updated"). Inside
+        # ours, sqlite-utils turns each into a savepoint.
+        with write_transaction(conn):
+            return int(llm.Collection(name, Database(conn), model=model).id)
 
     return retry(create, bus.settings.busy_timeout_ms)
 
