@@ -157,19 +157,27 @@ _WITHOUT_PASSAGES = (
 passages (a blank message has none)."""
 
 
-def without_passages(
-    conn: sqlite3.Connection, collection_id: int, after_rowid: int, limit: int
+def _messages_after(
+    conn: sqlite3.Connection, where: str, collection_id: int, after_rowid: int, limit: int
 ) -> list[tuple[int, Job]]:
-    """Messages after ``after_rowid`` (rowid order) embedded without passages."""
+    """(rowid, job) of the messages after ``after_rowid`` that match ``where`` (SQL on
+    ``m``, the collection as ``:cid``), in rowid order."""
     rows = conn.execute(
         "SELECT m.rowid, m.message_id, m.content_markdown, m.topic_id, "
         + _CONTEXT_COLUMNS
         + " FROM messages m "
         + _CONTEXT_JOINS
-        + f"WHERE m.rowid > :after AND {_WITHOUT_PASSAGES} ORDER BY m.rowid LIMIT :limit",
+        + f"WHERE m.rowid > :after AND {where} ORDER BY m.rowid LIMIT :limit",
         {"after": after_rowid, "cid": collection_id, "limit": limit},
     ).fetchall()
     return [(r[0], _job(r[1], 0, r[2:])) for r in rows]
+
+
+def without_passages(
+    conn: sqlite3.Connection, collection_id: int, after_rowid: int, limit: int
+) -> list[tuple[int, Job]]:
+    """Messages after ``after_rowid`` (rowid order) embedded without passages."""
+    return _messages_after(conn, _WITHOUT_PASSAGES, collection_id, after_rowid, limit)
 
 
 def count_without_passages(conn: sqlite3.Connection, collection_id: int) -> int:
@@ -178,11 +186,15 @@ def count_without_passages(conn: sqlite3.Connection, collection_id: int) -> int:
     ).fetchone()[0]
 
 
+_MISSING = (
+    "NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.collection_id = :cid AND e.id = m.message_id)"
+)
+"""A message without a vector (a first row) in the collection."""
+
+
 def missing_count(conn: sqlite3.Connection, collection_id: int) -> int:
     return conn.execute(
-        "SELECT COUNT(*) FROM messages m WHERE NOT EXISTS ("
-        "SELECT 1 FROM embeddings e WHERE e.collection_id = ? AND e.id = m.message_id)",
-        (collection_id,),
+        f"SELECT COUNT(*) FROM messages m WHERE {_MISSING}", {"cid": collection_id}
     ).fetchone()[0]
 
 
@@ -190,17 +202,7 @@ def missing_messages(
     conn: sqlite3.Connection, collection_id: int, after_rowid: int, limit: int
 ) -> list[tuple[int, Job]]:
     """Messages without a vector in the collection, in rowid order after ``after_rowid``."""
-    rows = conn.execute(
-        "SELECT m.rowid, m.message_id, m.content_markdown, m.topic_id, "
-        + _CONTEXT_COLUMNS
-        + " FROM messages m "
-        + _CONTEXT_JOINS
-        + "WHERE m.rowid > ? AND NOT EXISTS ("
-        "SELECT 1 FROM embeddings e WHERE e.collection_id = ? AND e.id = m.message_id) "
-        "ORDER BY m.rowid LIMIT ?",
-        (after_rowid, collection_id, limit),
-    ).fetchall()
-    return [(r[0], _job(r[1], 0, r[2:])) for r in rows]
+    return _messages_after(conn, _MISSING, collection_id, after_rowid, limit)
 
 
 def enqueue_all(conn: sqlite3.Connection, now: float) -> int:
